@@ -1,0 +1,240 @@
+"""One invocation of the job: read, gate, acquire, run the workload, commit or record failure.
+
+Nothing is kept in memory between invocations (rule 7): every decision comes from the item
+just read, and every transition is written before the next step depends on it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import Clock, SystemClock, random_ids
+from .errors import ConfigError
+from .gate import decide
+from .model import Action, Decision, JobConfig, JobState, Reason, Trigger, format_ts
+from .store import Acquired, Committed, ControlStore, RunRecord, history_expiry
+from .workload import Workload, WorkloadContext
+
+__all__ = ["InvocationResult", "JobController", "Outcome"]
+
+log = logging.getLogger("jobcontroller")
+
+
+class Outcome(enum.StrEnum):
+    """How one invocation ended."""
+
+    SUCCEEDED = "SUCCEEDED"  # the workload ran and its success was committed
+    FAILED = "FAILED"  # the workload raised; the failure was recorded and the lock released
+    SKIPPED = "SKIPPED"  # the gate or the lock said no; `reason` says why; nothing was written
+    FENCED = "FENCED"  # the workload ran but had lost the lock, so its outcome was refused
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """What one invocation did, and the control item as it left it."""
+
+    job: str
+    outcome: Outcome
+    keyed_by: str
+    reason: Reason | None = None
+    detail: str = ""
+    run_id: str | None = None
+    slot: datetime | None = None
+    took_over_from: str | None = None
+    error: str | None = None
+    result: Any = None
+    state: JobState | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the Lambda's return value)."""
+        return {
+            "job": self.job,
+            "outcome": self.outcome.value,
+            "reason": None if self.reason is None else self.reason.value,
+            "detail": self.detail,
+            "run_id": self.run_id,
+            "slot": None if self.slot is None else format_ts(self.slot),
+            "keyed_by": self.keyed_by,
+            "took_over_from": self.took_over_from,
+            "error": self.error,
+        }
+
+
+class JobController:
+    """Decides whether `job` runs for a trigger, and runs it at most once per slot.
+
+    The store, the clock and the run-id factory are passed in, so a notebook can drive time
+    by hand and print the same ids on every run.
+    """
+
+    def __init__(
+        self,
+        store: ControlStore,
+        job: str,
+        *,
+        config: JobConfig | None = None,
+        clock: Clock | None = None,
+        new_run_id: Callable[[], str] = random_ids,
+    ) -> None:
+        self.store = store
+        self.job = job
+        self.config = config or JobConfig()
+        self.clock = clock or SystemClock()
+        self.new_run_id = new_run_id
+
+    def lease_for(self, now: datetime, remaining_ms: int | None) -> datetime:
+        """The lease end: the Lambda's remaining time minus a margin (rule 2).
+
+        The lease must end before the Lambda can be killed, so that once the process is
+        gone its lease has already passed and the next trigger may take over.
+        """
+        if remaining_ms is None:
+            seconds = self.config.default_lease_seconds
+        else:
+            seconds = remaining_ms / 1000 - self.config.lease_margin_seconds
+        if seconds <= 0:
+            raise ConfigError(
+                f"only {remaining_ms} ms left but the lease margin is "
+                f"{self.config.lease_margin_seconds} s: raise the function's timeout above "
+                f"the margin or lower JOB_LEASE_MARGIN_SECONDS"
+            )
+        return now + timedelta(seconds=int(seconds))
+
+    def invoke(
+        self, trigger: Trigger, workload: Workload, *, remaining_ms: int | None = None
+    ) -> InvocationResult:
+        """Handle one trigger end to end and say what happened."""
+        if trigger.job != self.job:
+            raise ConfigError(f"trigger is for job {trigger.job!r}, controller for {self.job!r}")
+        now = self.clock.now()
+        lease_until = self.lease_for(now, remaining_ms)
+        state = self.store.read(self.job)
+        decision = decide(state, trigger, now, config=self.config)
+        if decision.action is Action.SKIP:
+            return self._skipped(trigger, decision, state)
+
+        run_id = self.new_run_id()
+        takeover = decision.action is Action.TAKEOVER
+        acquired = self.store.acquire(
+            state,
+            run_id=run_id,
+            now=now,
+            lease_until=lease_until,
+            slot=trigger.slot,
+            takeover=takeover,
+        )
+        if not isinstance(acquired, Acquired):
+            holder = acquired.state
+            detail = "another invocation changed the item between our read and our write"
+            if holder is not None and holder.run_id:
+                detail += f"; run {holder.run_id} holds the lock"
+            lost = Decision(Action.SKIP, Reason.LOST_RACE, detail)
+            return self._skipped(trigger, lost, holder)
+
+        took_over_from = state.run_id if takeover else None
+        ctx = WorkloadContext(
+            job=self.job,
+            run_id=run_id,
+            slot=trigger.slot,
+            deadline=lease_until,
+            clock=self.clock,
+            drill=state.drill,
+        )
+        log.info("acquired", extra={"run_id": run_id, "took_over_from": took_over_from})
+        try:
+            result = workload(ctx)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            try:
+                finished = self._finish(acquired.state, trigger, run_id, now, took_over_from, error)
+            except Exception as record_exc:
+                # Keep the workload's exception: it is what the operator needs to see.
+                exc.add_note(
+                    f"jobcontroller: recording this failure also failed ({record_exc!r}); "
+                    "the lease will run out and the next trigger will take over"
+                )
+                raise exc from record_exc
+            return self._finished(trigger, run_id, took_over_from, finished, error=error)
+        finished = self._finish(acquired.state, trigger, run_id, now, took_over_from, None)
+        return self._finished(trigger, run_id, took_over_from, finished, result=result)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        held: JobState,
+        trigger: Trigger,
+        run_id: str,
+        started: datetime,
+        took_over_from: str | None,
+        error: str | None,
+    ) -> Committed | Any:
+        finished_at = self.clock.now()
+        record = RunRecord(
+            job=self.job,
+            run_id=run_id,
+            started_at=started,
+            finished_at=finished_at,
+            outcome="SUCCEEDED" if error is None else "FAILED",
+            slot=trigger.slot,
+            source=trigger.source,
+            error=error,
+            took_over_from=took_over_from,
+            expires_at=history_expiry(finished_at, self.config.run_history_days),
+        )
+        # Rule 5: the next run is allowed one interval after the *slot* (or, for a manual
+        # trigger, after this run started), never after this run finished.
+        anchor = trigger.slot if trigger.slot is not None else started
+        return self.store.finish(held, record, next_allowed_run=anchor + self.config.interval)
+
+    def _skipped(
+        self, trigger: Trigger, decision: Decision, state: JobState | None
+    ) -> InvocationResult:
+        log.info("skipped", extra={"reason": str(decision.reason), "detail": decision.detail})
+        return InvocationResult(
+            job=self.job,
+            outcome=Outcome.SKIPPED,
+            keyed_by=trigger.keyed_by,
+            reason=decision.reason,
+            detail=decision.detail,
+            slot=trigger.slot,
+            state=state,
+        )
+
+    def _finished(
+        self,
+        trigger: Trigger,
+        run_id: str,
+        took_over_from: str | None,
+        finished: Any,
+        *,
+        error: str | None = None,
+        result: Any = None,
+    ) -> InvocationResult:
+        if isinstance(finished, Committed):
+            outcome = Outcome.SUCCEEDED if error is None else Outcome.FAILED
+            detail = "committed" if error is None else "failure recorded, lock released"
+        else:
+            outcome = Outcome.FENCED
+            holder = finished.state
+            detail = "this run lost its lease before it finished; its outcome was refused"
+            if holder is not None and holder.run_id:
+                detail += f" (run {holder.run_id} holds the lock now)"
+            log.warning("fenced", extra={"run_id": run_id, "detail": detail})
+        return InvocationResult(
+            job=self.job,
+            outcome=outcome,
+            keyed_by=trigger.keyed_by,
+            detail=detail,
+            run_id=run_id,
+            slot=trigger.slot,
+            took_over_from=took_over_from,
+            error=error,
+            result=result,
+            state=finished.state,
+        )

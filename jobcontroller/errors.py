@@ -1,0 +1,65 @@
+"""One exception per outcome, all under `JobControllerError`.
+
+Every message says what to do next. None of these is raised after a partial write: the
+store raises them before writing, or the write was a single conditional request that
+either happened whole or not at all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadEvent",
+    "ConfigError",
+    "ControlItemCorrupt",
+    "ControlItemMissing",
+    "JobControllerError",
+    "RealAWSBlocked",
+    "RealAWSNotConfirmed",
+    "TableMissing",
+    "UnknownJob",
+    "WorkloadCrash",
+]
+
+
+class JobControllerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class BadEvent(JobControllerError):
+    """The Lambda event is not a trigger this controller understands."""
+
+
+class UnknownJob(JobControllerError):
+    """The event names a job this function does not control, or a name that cannot be a job."""
+
+
+class ConfigError(JobControllerError):
+    """An environment variable or option is missing or has a wrong value."""
+
+
+class TableMissing(JobControllerError):
+    """The control table does not exist (create it first)."""
+
+
+class ControlItemMissing(JobControllerError):
+    """The job's control item does not exist (initialise the job first)."""
+
+
+class ControlItemCorrupt(JobControllerError):
+    """The job's control item exists but an attribute has the wrong type or an unknown value."""
+
+
+class RealAWSBlocked(JobControllerError):
+    """A request tried to leave the embedded backend for real AWS."""
+
+
+class RealAWSNotConfirmed(JobControllerError):
+    """A real-AWS action was asked for without the explicit opt-in."""
+
+
+class WorkloadCrash(BaseException):
+    """Raised by the placeholder workload to simulate the process dying mid-run.
+
+    It derives from BaseException on purpose: the controller records failures for
+    `Exception`s, and a crash must leave the lock held exactly as a killed Lambda would.
+    """

@@ -1,0 +1,131 @@
+"""The Lambda entry point: `jobcontroller.handler.lambda_handler`.
+
+Configuration comes from environment variables (see docs/architecture.md). The store's
+client is created once per execution environment and reused by warm invocations; no
+decision is taken from anything kept between invocations (rule 7).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import SystemClock
+from .controller import JobController
+from .errors import ConfigError
+from .events import parse_event
+from .model import JobConfig, job_key
+from .store import ControlStore
+from .workload import Workload, placeholder
+
+__all__ = ["Settings", "lambda_handler", "settings_from_env"]
+
+_INT_VARIABLES = {
+    "JOB_INTERVAL_SECONDS": ("interval_seconds", 3600),
+    "JOB_COOLDOWN_SLACK_SECONDS": ("cooldown_slack_seconds", 60),
+    "JOB_LEASE_MARGIN_SECONDS": ("lease_margin_seconds", 10),
+    "JOB_RUN_HISTORY_DAYS": ("run_history_days", 7),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the handler reads from its environment, validated."""
+
+    table: str
+    job: str
+    config: JobConfig
+    workload: str = "placeholder"
+    workload_seconds: float = 1.0
+
+
+def _required(env: Mapping[str, str], name: str, example: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set: set it, e.g. {name}={example}")
+    return value
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the handler's environment; ConfigError names the bad variable."""
+    env = os.environ if env is None else env
+    table = _required(env, "JOB_TABLE", "job_control")
+    job = _required(env, "JOB_NAME", "hourly_processor")
+    try:
+        job_key(job)
+    except Exception as exc:
+        raise ConfigError(f"environment variable JOB_NAME: {exc}") from None
+    numbers: dict[str, int] = {}
+    for name, (field_name, default) in _INT_VARIABLES.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            numbers[field_name] = default
+            continue
+        try:
+            numbers[field_name] = int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"environment variable {name}={raw!r} is not a whole number of "
+                f"{'days' if name.endswith('DAYS') else 'seconds'}, e.g. {name}={default}"
+            ) from None
+    try:
+        config = JobConfig(**numbers)
+    except ValueError as exc:
+        raise ConfigError(f"job settings from the environment are inconsistent: {exc}") from None
+    seconds_raw = env.get("JOB_WORKLOAD_SECONDS", "").strip() or "1"
+    try:
+        workload_seconds = float(seconds_raw)
+        if workload_seconds < 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"environment variable JOB_WORKLOAD_SECONDS={seconds_raw!r} must be a number "
+            ">= 0, e.g. JOB_WORKLOAD_SECONDS=1"
+        ) from None
+    workload = env.get("JOB_WORKLOAD", "").strip() or "placeholder"
+    if workload != "placeholder" and workload.count(":") != 1:
+        raise ConfigError(
+            f"environment variable JOB_WORKLOAD={workload!r} must be 'placeholder' or "
+            "'module:function', e.g. JOB_WORKLOAD=myjobs.nightly:run"
+        )
+    return Settings(table, job, config, workload, workload_seconds)
+
+
+def load_workload(settings: Settings) -> Workload:
+    """The workload named by JOB_WORKLOAD."""
+    if settings.workload == "placeholder":
+        return placeholder(seconds=settings.workload_seconds)
+    module_name, _, attr = settings.workload.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"environment variable JOB_WORKLOAD={settings.workload!r}: cannot load it ({exc}); "
+            "check the module is in the deployment package and the function name is right"
+        ) from None
+
+
+_store: ControlStore | None = None
+
+
+def _store_for(table: str) -> ControlStore:
+    # One client per execution environment: creating it costs more than a DynamoDB call.
+    global _store
+    if _store is None or _store.table != table:
+        _store = ControlStore(table)
+    return _store
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Parse the trigger, run the controller once, return what it did."""
+    settings = settings_from_env()
+    trigger = parse_event(event, job=settings.job)
+    controller = JobController(
+        _store_for(settings.table), settings.job, config=settings.config, clock=SystemClock()
+    )
+    remaining = None if context is None else context.get_remaining_time_in_millis()
+    result = controller.invoke(trigger, load_workload(settings), remaining_ms=remaining)
+    return result.to_dict()

@@ -1,0 +1,514 @@
+"""The only module that talks to DynamoDB.
+
+Every write here is a single conditional request (or a single transaction), so it happens
+whole or not at all. A refused condition is not an error: it comes back as an outcome that
+carries the item that blocked it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so no
+caller ever compares error-code strings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .errors import ControlItemMissing, TableMissing
+from .model import Drill, JobState, Status, format_ts, job_key, parse_ts
+
+__all__ = [
+    "TTL_ATTRIBUTE",
+    "Acquired",
+    "Blocked",
+    "Committed",
+    "ControlStore",
+    "Fenced",
+    "RunRecord",
+]
+
+TTL_ATTRIBUTE = "expires_at"
+
+# Throttling and transient errors are retried by botocore itself ("standard" mode retries
+# throttles with backoff). A retried conditional write whose first attempt was applied comes
+# back as a condition failure; acquire and commit recognise their own run id in the item and
+# treat that as success. https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=10,
+)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One finished run, kept under the job's partition until its TTL expires."""
+
+    job: str
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # SUCCEEDED or FAILED
+    slot: datetime | None = None
+    source: str = "manual"
+    error: str | None = None
+    took_over_from: str | None = None
+    expires_at: int = 0
+
+    @property
+    def sort_key(self) -> str:
+        return f"RUN#{format_ts(self.started_at)}#{self.run_id}"
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "PK": job_key(self.job)["PK"],
+            "SK": self.sort_key,
+            "job": self.job,
+            "run_id": self.run_id,
+            "started_at": format_ts(self.started_at),
+            "finished_at": format_ts(self.finished_at),
+            "outcome": self.outcome,
+            "slot": None if self.slot is None else format_ts(self.slot),
+            "source": self.source,
+            "error": self.error,
+            "took_over_from": self.took_over_from,
+            TTL_ATTRIBUTE: self.expires_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> RunRecord:
+        return cls(
+            job=item["job"],
+            run_id=item["run_id"],
+            started_at=parse_ts(item["started_at"]),
+            finished_at=parse_ts(item["finished_at"]),
+            outcome=item["outcome"],
+            slot=None if item.get("slot") is None else parse_ts(item["slot"]),
+            source=item.get("source", "manual"),
+            error=item.get("error"),
+            took_over_from=item.get("took_over_from"),
+            expires_at=int(item.get(TTL_ATTRIBUTE, 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """This run now holds the lock; `state` is the item as written."""
+
+    state: JobState
+    recovered: bool = False  # True when a retried request found its own earlier write
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The conditional write was refused; `state` is the item that blocked it."""
+
+    state: JobState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The outcome (success or failure) was recorded and the lock released."""
+
+    state: JobState
+    recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fenced:
+    """The run no longer held the lock, so its outcome was refused; nothing was written."""
+
+    state: JobState | None
+
+
+class _Expr:
+    """Collects `#name` / `:value` placeholders for one request's expressions."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self.sets: list[str] = []
+
+    def name(self, attr: str) -> str:
+        self.names[f"#{attr}"] = attr
+        return f"#{attr}"
+
+    def value(self, key: str, value: Any) -> str:
+        self.values[f":{key}"] = value
+        return f":{key}"
+
+    def set(self, attr: str, value: Any) -> None:
+        self.sets.append(f"{self.name(attr)} = {self.value(attr, value)}")
+
+    def add_one(self, attr: str) -> None:
+        # if_not_exists keeps an item written by an older version of the package working.
+        n, zero, one = self.name(attr), self.value("zero", 0), self.value("one", 1)
+        self.sets.append(f"{n} = if_not_exists({n}, {zero}) + {one}")
+
+    def request(self, condition: str) -> dict[str, Any]:
+        return {
+            "UpdateExpression": "SET " + ", ".join(self.sets),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": _to_ddb(self.values),
+        }
+
+
+class ControlStore:
+    """A job-control table in DynamoDB: the control items and their run history.
+
+    Pass a boto3 DynamoDB `client` (tests and notebooks do, to count or fault requests), or a
+    boto3 `session`; the default is a client from the environment.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        client: Any | None = None,
+        session: boto3.session.Session | None = None,
+    ) -> None:
+        if not isinstance(table, str) or not 3 <= len(table) <= 255:
+            raise ValueError(f"table name must be 3-255 characters, got {table!r}")
+        self.table = table
+        if client is None:
+            client = (session or boto3.session.Session()).client("dynamodb", config=_CLIENT_CONFIG)
+        self.client = client
+
+    # --- table and job set-up ------------------------------------------------------------
+
+    def create_table(self, *, tags: dict[str, str] | None = None, wait: bool = True) -> bool:
+        """Create the table (on demand, TTL on `expires_at`); False if it already existed."""
+        created = True
+        try:
+            self.client.create_table(
+                TableName=self.table,
+                KeySchema=[
+                    {"AttributeName": "PK", "KeyType": "HASH"},
+                    {"AttributeName": "SK", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "PK", "AttributeType": "S"},
+                    {"AttributeName": "SK", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+                Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            created = False
+        if wait:
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+        ttl = self.client.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            self.client.update_time_to_live(
+                TableName=self.table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
+        return created
+
+    def delete_table(self) -> bool:
+        """Delete the table and everything in it; False if it was already gone."""
+        try:
+            self.client.delete_table(TableName=self.table)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            return False
+        return True
+
+    def init_job(self, job: str, *, now: datetime) -> bool:
+        """Write the job's IDLE control item; False (and nothing written) if it already exists."""
+        state = JobState.new(job, now=now)
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=_to_ddb(state.to_item()),
+                # Never overwrite a live item: re-running set-up must not reset a job.
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                return False
+            self._raise_if_table_missing(exc)
+            raise
+        return True
+
+    # --- reading -------------------------------------------------------------------------
+
+    def read(self, job: str) -> JobState:
+        """The job's control item (a strongly consistent read, so a just-released lock shows)."""
+        key = job_key(job)
+        try:
+            response = self.client.get_item(
+                TableName=self.table, Key=_to_ddb(key), ConsistentRead=True
+            )
+        except ClientError as exc:
+            self._raise_if_table_missing(exc)
+            raise
+        if "Item" not in response:
+            raise ControlItemMissing(
+                f"job {job!r} has no control item in table {self.table!r}: "
+                f"initialise it first with init_job({job!r}) (or `jobcontroller init`)"
+            )
+        return JobState.from_item(_from_ddb(response["Item"]), job=job)
+
+    def runs(self, job: str, *, limit: int = 20) -> list[RunRecord]:
+        """The job's run history, newest first."""
+        try:
+            response = self.client.query(
+                TableName=self.table,
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :run)",
+                ExpressionAttributeValues=_to_ddb({":pk": job_key(job)["PK"], ":run": "RUN#"}),
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except ClientError as exc:
+            self._raise_if_table_missing(exc)
+            raise
+        return [RunRecord.from_item(_from_ddb(i)) for i in response.get("Items", [])]
+
+    # --- the lock ------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        state: JobState,
+        *,
+        run_id: str,
+        now: datetime,
+        lease_until: datetime,
+        slot: datetime | None,
+        takeover: bool = False,
+    ) -> Acquired | Blocked:
+        """Take the lock with one conditional write, based on the `state` that was read.
+
+        RUN: the seed's optimistic lock, `status = IDLE AND version = :v`.
+        TAKEOVER: the holder's lease has passed and nobody has written since we read.
+        """
+        expr = _Expr()
+        expr.set("status", Status.RUNNING.value)
+        expr.set("version", state.version + 1)
+        expr.set("run_id", run_id)
+        expr.set("lease_expires_at", format_ts(lease_until))
+        expr.set("run_slot", None if slot is None else format_ts(slot))
+        expr.set("last_run_ts", format_ts(now))
+        expr.set("drill", None)  # a drill applies to one run only
+        status, version = expr.name("status"), expr.name("version")
+        clauses = [f"{version} = {expr.value('expected_version', state.version)}"]
+        if takeover:
+            expr.add_one("takeover_count")
+            expr.set("last_takeover_from", state.run_id)
+            # The holder we saw is still the holder...
+            clauses.append(f"{status} = {expr.value('running', Status.RUNNING.value)}")
+            clauses.append(f"{expr.name('run_id')} = {expr.value('old_run_id', state.run_id)}")
+            # ...and its lease has passed by the time this write lands.
+            clauses.append(f"{expr.name('lease_expires_at')} < {expr.value('now', format_ts(now))}")
+        else:
+            # Nobody holds the lock (the seed's condition).
+            clauses.append(f"{status} = {expr.value('idle', Status.IDLE.value)}")
+        try:
+            response = self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb(job_key(state.job)),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.request(" AND ".join(clauses)),
+            )
+        except ClientError as exc:
+            blocker = self._blocking_state(exc, state.job)
+            # A retry of our own applied write is refused by the version clause; the item
+            # then names us as holder, and we hold the lock after all.
+            ours = blocker is not None and blocker.run_id == run_id
+            if ours and blocker.status is Status.RUNNING:
+                return Acquired(blocker, recovered=True)
+            return Blocked(blocker)
+        return Acquired(JobState.from_item(_from_ddb(response["Attributes"]), job=state.job))
+
+    def finish(
+        self,
+        held: JobState,
+        record: RunRecord,
+        *,
+        next_allowed_run: datetime | None = None,
+    ) -> Committed | Fenced:
+        """Record a finished run and release the lock, fenced on this run still holding it.
+
+        One transaction: the control item update (conditional on `run_id` still being ours)
+        and the run-history item, so history never disagrees with the counters.
+        """
+        succeeded = record.outcome == "SUCCEEDED"
+        expr = _Expr()
+        expr.set("status", Status.IDLE.value)
+        expr.set("version", held.version + 1)
+        expr.set("last_run_id", record.run_id)
+        for attr in ("run_id", "lease_expires_at", "run_slot"):
+            expr.set(attr, None)
+        if succeeded:
+            expr.add_one("run_count")
+            expr.set("consecutive_failures", 0)
+            expr.set("last_success_ts", format_ts(record.finished_at))
+            if next_allowed_run is not None:
+                expr.set("next_allowed_run", format_ts(next_allowed_run))
+            if record.slot is not None:
+                expr.set("last_slot", format_ts(record.slot))
+        else:
+            expr.add_one("failure_count")
+            expr.set("consecutive_failures", held.consecutive_failures + 1)
+            expr.set("last_error", record.error)
+            expr.set("last_error_ts", format_ts(record.finished_at))
+        # Fencing: only the run that holds the lock may write its outcome (rule 3).
+        condition = (
+            f"{expr.name('status')} = {expr.value('running', Status.RUNNING.value)} AND "
+            f"{expr.name('run_id')} = {expr.value('me', record.run_id)}"
+        )
+        update = {"TableName": self.table, "Key": _to_ddb(job_key(held.job))}
+        update.update(expr.request(condition))
+        update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Update": update},
+                    {"Put": {"TableName": self.table, "Item": _to_ddb(record.to_item())}},
+                ],
+                # DynamoDB makes a retried transaction with the same token a no-op.
+                ClientRequestToken=f"{record.run_id}-finish"[:36],
+            )
+        except ClientError as exc:
+            blocker = self._blocking_state(exc, held.job)
+            if (
+                blocker is not None
+                and blocker.last_run_id == record.run_id
+                and blocker.status is Status.IDLE
+            ):
+                return Committed(blocker, recovered=True)
+            return Fenced(blocker)
+        return Committed(self._after_finish(held, record, expr.values))
+
+    @staticmethod
+    def _after_finish(held: JobState, record: RunRecord, values: dict[str, Any]) -> JobState:
+        """The item as the transaction left it (transactions return no attributes)."""
+        changes: dict[str, Any] = {
+            "status": Status.IDLE,
+            "version": held.version + 1,
+            "last_run_id": record.run_id,
+            "run_id": None,
+            "lease_expires_at": None,
+            "run_slot": None,
+        }
+        if record.outcome == "SUCCEEDED":
+            changes["run_count"] = held.run_count + 1
+            changes["consecutive_failures"] = 0
+            changes["last_success_ts"] = record.finished_at
+            if ":next_allowed_run" in values:
+                changes["next_allowed_run"] = parse_ts(values[":next_allowed_run"])
+            if record.slot is not None:
+                changes["last_slot"] = record.slot
+        else:
+            changes["failure_count"] = held.failure_count + 1
+            changes["consecutive_failures"] = held.consecutive_failures + 1
+            changes["last_error"] = record.error
+            changes["last_error_ts"] = record.finished_at
+        return replace(held, **changes)
+
+    # --- operator actions ----------------------------------------------------------------
+
+    def set_paused(self, job: str, paused: bool) -> JobState:
+        """Pause or resume a job; a paused job's triggers skip with PAUSED."""
+        return self._set_flag(job, "paused", bool(paused))
+
+    def set_drill(self, job: str, drill: Drill | str | None) -> JobState:
+        """Course only: make the next run FAIL or CRASH (None clears it)."""
+        value = None if drill is None else Drill(drill).value
+        return self._set_flag(job, "drill", value)
+
+    def _set_flag(self, job: str, attr: str, value: Any) -> JobState:
+        self.read(job)  # validates the item first: bad state is reported, not built upon
+        expr = _Expr()
+        expr.set(attr, value)
+        expr.add_one("version")
+        try:
+            response = self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb(job_key(job)),
+                ReturnValues="ALL_NEW",
+                **expr.request("attribute_exists(PK)"),
+            )
+        except ClientError as exc:
+            self._raise_if_table_missing(exc)
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ControlItemMissing(
+                    f"job {job!r} has no control item: initialise it with init_job({job!r})"
+                ) from None
+            raise
+        return JobState.from_item(_from_ddb(response["Attributes"]), job=job)
+
+    def write_unconditionally(self, state: JobState) -> None:
+        """Overwrite the control item with no condition at all.
+
+        Only for the course's counter-examples (the naive read-then-write lock): this is
+        exactly the write the rest of this module exists to avoid.
+        """
+        self.client.put_item(TableName=self.table, Item=_to_ddb(state.to_item()))
+
+    def wait_for_item(self, job: str, *, timeout: float = 30.0, every: float = 1.0) -> JobState:
+        """Poll until the job's control item exists (for freshly deployed stacks)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.read(job)
+            except (ControlItemMissing, TableMissing):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(every)
+
+    # --- errors --------------------------------------------------------------------------
+
+    def _blocking_state(self, exc: ClientError, job: str) -> JobState | None:
+        """The item that failed a condition, from ALL_OLD; re-raise anything else."""
+        code = exc.response["Error"]["Code"]
+        item = None
+        if code == "ConditionalCheckFailedException":
+            item = exc.response.get("Item")
+        elif code == "TransactionCanceledException":
+            reasons = exc.response.get("CancellationReasons") or []
+            if not any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                raise exc
+            item = next((r["Item"] for r in reasons if r.get("Item")), None)
+        else:
+            self._raise_if_table_missing(exc)
+            raise exc
+        if item is None:
+            return None
+        return JobState.from_item(_from_ddb(item), job=job)
+
+    def _raise_if_table_missing(self, exc: ClientError) -> None:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            raise TableMissing(
+                f"table {self.table!r} does not exist in region "
+                f"{self.client.meta.region_name}: create it with create_table() "
+                f"(or deploy the stack) and initialise the job"
+            ) from exc
+
+
+def history_expiry(finished_at: datetime, days: int) -> int:
+    """Epoch seconds at which a run record expires (the TTL attribute's value)."""
+    return int((finished_at + timedelta(days=days)).timestamp())
