@@ -15,7 +15,7 @@ from typing import Any
 
 from .clock import Clock, SystemClock, random_ids
 from .errors import ConfigError
-from .gate import decide
+from .gate import decide, next_allowed_run_after
 from .model import Action, Decision, JobConfig, JobState, Reason, Trigger, format_ts
 from .store import Acquired, Committed, ControlStore, RunRecord, history_expiry
 from .workload import Workload, WorkloadContext
@@ -187,10 +187,8 @@ class JobController:
             took_over_from=took_over_from,
             expires_at=history_expiry(finished_at, self.config.run_history_days),
         )
-        # Rule 5: the next run is allowed one interval after the *slot* (or, for a manual
-        # trigger, after this run started), never after this run finished.
-        anchor = trigger.slot if trigger.slot is not None else started
-        return self.store.finish(held, record, next_allowed_run=anchor + self.config.interval)
+        next_allowed = next_allowed_run_after(trigger.slot, started, config=self.config)
+        return self.store.finish(held, record, next_allowed_run=next_allowed)
 
     def _skipped(
         self, trigger: Trigger, decision: Decision, state: JobState | None

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from .model import Action, Decision, JobConfig, JobState, Reason, Status, Trigger, format_ts
 
-__all__ = ["decide"]
+__all__ = ["decide", "next_allowed_run_after"]
 
 
 def decide(state: JobState, trigger: Trigger, now: datetime, *, config: JobConfig) -> Decision:
@@ -62,3 +62,15 @@ def decide(state: JobState, trigger: Trigger, now: datetime, *, config: JobConfi
             f"run {state.run_id}'s lease expired at {format_ts(state.lease_expires_at)}",
         )
     return Decision(Action.RUN, None, "idle, not paused, slot not done, cooldown over")
+
+
+def next_allowed_run_after(
+    slot: datetime | None, started: datetime, *, config: JobConfig
+) -> datetime:
+    """Rule 5: the next run is allowed one interval after the *slot* this run served.
+
+    A manual trigger has no slot, so its start time stands in. Never the finish time: with
+    the cooldown measured from completion, an hourly schedule whose triggers land a little
+    late finds every other slot still cooling down.
+    """
+    return (slot if slot is not None else started) + config.interval
