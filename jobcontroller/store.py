@@ -37,8 +37,9 @@ TTL_ATTRIBUTE = "expires_at"
 # throttles with backoff). A retried conditional write whose first attempt was applied comes
 # back as a condition failure; acquire and commit recognise their own run id in the item and
 # treat that as success. https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html
+MAX_ATTEMPTS = 5  # first try included
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=5,
     read_timeout=10,
 )

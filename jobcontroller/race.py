@@ -1,0 +1,146 @@
+"""Fire many triggers for the same slot at once: threads, or separate processes.
+
+The course and the tests use these to show that the conditional write admits exactly one
+run however the contenders interleave. Contenders start together behind a barrier so the
+race is real; results come back sorted, so printed output is the same on every run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .clock import ManualClock, SequentialIds
+from .controller import InvocationResult, JobController
+from .model import JobConfig, Trigger, format_ts
+from .store import ControlStore
+from .workload import placeholder
+
+__all__ = ["Contender", "race_processes", "race_threads"]
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """What one contender did in one round."""
+
+    round: int
+    contender: int
+    outcome: str
+    reason: str | None
+    run_id: str | None
+
+
+def _summary(round_no: int, contender: int, result: InvocationResult) -> Contender:
+    return Contender(
+        round_no,
+        contender,
+        result.outcome.value,
+        None if result.reason is None else result.reason.value,
+        result.run_id,
+    )
+
+
+def race_threads(
+    make_controller: Callable[[int], JobController],
+    trigger: Trigger,
+    *,
+    contenders: int = 64,
+    round_no: int = 0,
+    seconds: float = 0.0,
+) -> list[Contender]:
+    """`contenders` threads invoke `trigger` at once, each with its own controller."""
+    barrier = threading.Barrier(contenders)
+    results: list[Contender | BaseException] = [None] * contenders  # type: ignore[list-item]
+
+    def contend(index: int) -> None:
+        controller = make_controller(index)
+        barrier.wait()
+        try:
+            results[index] = _summary(
+                round_no, index, controller.invoke(trigger, placeholder(seconds=seconds))
+            )
+        except BaseException as exc:  # reported to the caller below, never swallowed
+            results[index] = exc
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for outcome in results:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results  # type: ignore[return-value]
+
+
+def _process_worker(
+    index: int,
+    table: str,
+    job: str,
+    first_slot: str,
+    rounds: int,
+    config: JobConfig,
+    barrier: multiprocessing.synchronize.Barrier,
+    out: multiprocessing.queues.Queue,
+) -> None:
+    start = ManualClock(first_slot).now()
+    # Every worker stands after the last slot: the slots, not the clock, decide each round.
+    clock = ManualClock(start + timedelta(seconds=config.interval_seconds * rounds))
+    controller = JobController(
+        ControlStore(table),
+        job,
+        config=config,
+        clock=clock,
+        new_run_id=SequentialIds(prefix=f"p{index}-"),
+    )
+    for round_no in range(rounds):
+        slot = start + timedelta(seconds=config.interval_seconds * round_no)
+        barrier.wait()
+        try:
+            trigger = Trigger(job, slot=slot, source="scheduler")
+            result = controller.invoke(trigger, placeholder(seconds=0))
+            out.put(_summary(round_no, index, result))
+        except Exception as exc:
+            out.put(("error", index, repr(exc)))
+        barrier.wait()  # the round is over for everybody before the next slot
+
+
+def race_processes(
+    table: str,
+    job: str,
+    *,
+    first_slot: datetime,
+    processes: int = 8,
+    rounds: int = 20,
+    config: JobConfig | None = None,
+    timeout: float = 120.0,
+) -> list[Contender]:
+    """`processes` separate OS processes fire slot after slot together, `rounds` times.
+
+    Each process has its own boto3 client and reaches the backend through the environment
+    (AWS_ENDPOINT_URL on the embedded backend), exactly as separate Lambdas would.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    out = ctx.Queue()
+    settings = (table, job, format_ts(first_slot), rounds, config or JobConfig())
+    workers = [
+        ctx.Process(target=_process_worker, args=(i, *settings, barrier, out))
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        results = [out.get(timeout=timeout) for _ in range(processes * rounds)]
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+    errors = [r for r in results if isinstance(r, tuple)]
+    if errors:
+        raise RuntimeError(f"contending processes failed: {errors}")
+    return sorted(results, key=lambda c: (c.round, c.contender))

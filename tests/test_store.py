@@ -1,0 +1,172 @@
+"""The store against the embedded backend: table, control item, lock, fencing, history."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from jobcontroller import (
+    Acquired,
+    Blocked,
+    Committed,
+    ControlItemMissing,
+    ControlStore,
+    Fenced,
+    RunRecord,
+    Status,
+    TableMissing,
+)
+from jobcontroller.store import TTL_ATTRIBUTE
+
+JOB = "hourly_processor"
+
+
+def test_create_table_is_idempotent_and_enables_ttl(dynamodb):
+    """Creating twice is fine; the table has PK/SK string keys and TTL on expires_at."""
+    store = ControlStore("job_control", client=dynamodb)
+    assert store.create_table() is True
+    assert store.create_table() is False
+    table = dynamodb.describe_table(TableName="job_control")["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {
+        "PK": "HASH",
+        "SK": "RANGE",
+    }
+    ttl = dynamodb.describe_time_to_live(TableName="job_control")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
+
+
+def test_init_job_never_overwrites(store, clock, raw_item):
+    """Initialising an existing job changes nothing, even after it has run."""
+    held = store.acquire(
+        store.read(JOB), run_id="r1", now=clock.now(), lease_until=clock.now(), slot=None
+    )
+    assert isinstance(held, Acquired)
+    before = raw_item()
+    assert store.init_job(JOB, now=clock.now()) is False
+    assert raw_item() == before
+
+
+def test_read_missing_job(store):
+    """Reading a job with no control item says to initialise it."""
+    with pytest.raises(ControlItemMissing, match=r"init_job\('nightly'\)"):
+        store.read("nightly")
+
+
+def test_missing_table(dynamodb):
+    """Every entry point on a missing table raises TableMissing saying to create it."""
+    store = ControlStore("no_such_table", client=dynamodb)
+    for call in (
+        lambda: store.read(JOB),
+        lambda: store.init_job(JOB, now=None),
+        lambda: store.runs(JOB),
+    ):
+        with pytest.raises(TableMissing, match="create_table"):
+            call()
+
+
+def test_acquire_is_the_seeds_optimistic_lock(store, clock):
+    """Acquire sets RUNNING, bumps the version and records holder, lease and slot."""
+    state = store.read(JOB)
+    lease = clock.now() + timedelta(minutes=14)
+    outcome = store.acquire(state, run_id="r1", now=clock.now(), lease_until=lease, slot=clock.now())
+    assert isinstance(outcome, Acquired) and not outcome.recovered
+    assert outcome.state == store.read(JOB)
+    assert (outcome.state.status, outcome.state.version) == (Status.RUNNING, state.version + 1)
+    assert (outcome.state.run_id, outcome.state.lease_expires_at) == ("r1", lease)
+
+
+def test_acquire_with_a_stale_version_is_blocked(store, clock):
+    """A write based on an old read is refused and returns the item that blocked it."""
+    stale = store.read(JOB)
+    store.set_paused(JOB, False)  # any write moves the version on
+    outcome = store.acquire(stale, run_id="r1", now=clock.now(), lease_until=clock.now(), slot=None)
+    assert isinstance(outcome, Blocked)
+    assert outcome.state.version == stale.version + 1
+    assert store.read(JOB).status is Status.IDLE
+
+
+def test_takeover_needs_the_lease_to_have_passed_at_write_time(store, clock):
+    """The takeover's own condition re-checks the lease, whatever the caller believed."""
+    now = clock.now()
+    first = store.acquire(
+        store.read(JOB), run_id="r1", now=now, lease_until=now + timedelta(minutes=5), slot=None
+    )
+    too_early = store.acquire(
+        first.state, run_id="r2", now=now, lease_until=now, slot=None, takeover=True
+    )
+    assert isinstance(too_early, Blocked) and too_early.state.run_id == "r1"
+    later = now + timedelta(minutes=6)
+    taken = store.acquire(
+        first.state, run_id="r2", now=later, lease_until=later, slot=None, takeover=True
+    )
+    assert isinstance(taken, Acquired)
+    assert (taken.state.run_id, taken.state.takeover_count) == ("r2", 1)
+    assert taken.state.last_takeover_from == "r1"
+
+
+def record(run_id, clock, outcome="SUCCEEDED", **extra):
+    now = clock.now()
+    return RunRecord(JOB, run_id, now, now, outcome, expires_at=123, **extra)
+
+
+def test_finish_commits_and_writes_history(store, clock):
+    """A fenced commit releases the lock, counts the run and stores its history item."""
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now).state
+    done = store.finish(held, record("r1", clock, slot=now), next_allowed_run=now + timedelta(hours=1))
+    assert isinstance(done, Committed)
+    assert done.state == store.read(JOB)
+    assert (done.state.status, done.state.run_count, done.state.last_slot) == (Status.IDLE, 1, now)
+    [history] = store.runs(JOB)
+    assert (history.run_id, history.outcome, history.expires_at) == ("r1", "SUCCEEDED", 123)
+
+
+def test_finish_records_failure(store, clock):
+    """A failure record sets last_error, counts it, and leaves run_count and the slot alone."""
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now).state
+    done = store.finish(held, record("r1", clock, outcome="FAILED", error="boom", slot=now))
+    assert isinstance(done, Committed)
+    stored = store.read(JOB)
+    assert done.state == stored
+    assert (stored.status, stored.last_error, stored.failure_count) == (Status.IDLE, "boom", 1)
+    assert (stored.run_count, stored.last_slot) == (0, None)
+
+
+def test_finish_by_a_run_that_lost_the_lock_is_fenced(store, clock, raw_item):
+    """A commit by anyone but the current holder is refused and changes nothing."""
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=None).state
+    impostor = replace(held, run_id="r0")
+    before = raw_item()
+    outcome = store.finish(impostor, record("r0", clock))
+    assert isinstance(outcome, Fenced) and outcome.state.run_id == "r1"
+    assert raw_item() == before
+    assert store.runs(JOB) == []
+
+
+def test_pause_resume_and_drill(store):
+    """Pause, resume and drills are single writes that bump the version."""
+    v0 = store.read(JOB).version
+    assert store.set_paused(JOB, True).paused is True
+    assert store.set_paused(JOB, False).paused is False
+    assert store.set_drill(JOB, "CRASH").drill == "CRASH"
+    assert store.read(JOB).version == v0 + 3
+    with pytest.raises(ValueError):
+        store.set_drill(JOB, "EXPLODE")
+    with pytest.raises(ControlItemMissing):
+        store.set_paused("nightly", True)
+
+
+def test_history_is_newest_first_and_limited(store, clock):
+    """runs() lists the job's history newest first, at most `limit` items."""
+    for n in range(3):
+        now = clock.advance(hours=1)
+        held = store.acquire(
+            store.read(JOB), run_id=f"r{n}", now=now, lease_until=now, slot=None
+        ).state
+        store.finish(held, record(f"r{n}", clock))
+    assert [r.run_id for r in store.runs(JOB)] == ["r2", "r1", "r0"]
+    assert [r.run_id for r in store.runs(JOB, limit=2)] == ["r2", "r1"]
