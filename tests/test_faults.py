@@ -204,7 +204,7 @@ def test_ambiguous_acquire_that_never_gets_an_answer_does_not_wedge(
     """If every answer is lost the invocation fails, and the lease lets the next slot run."""
     faults.lose_response("UpdateItem", MAX_ATTEMPTS)
     slot = clock.now()
-    with pytest.raises(Exception, match="InternalServerError|lost on the way back"):
+    with pytest.raises(Exception, match=r"InternalServerError|lost on the way back"):
         controller.invoke(scheduled(slot), placeholder(), remaining_ms=300_000)
     assert store.read(JOB).status is Status.RUNNING
     clock.advance(minutes=5)
@@ -223,9 +223,7 @@ def test_ambiguous_commit_is_not_counted_twice(controller, store, faults, clock)
     assert len(store.runs(JOB)) == 1
 
 
-def test_failure_record_that_fails_keeps_the_workloads_exception(
-    controller, store, faults, clock
-):
+def test_failure_record_that_fails_keeps_the_workloads_exception(controller, store, faults, clock):
     """When recording a failure also fails, the workload's own exception is what surfaces."""
     faults.throttle("TransactWriteItems", MAX_ATTEMPTS)
     with pytest.raises(PlaceholderFailure) as info:

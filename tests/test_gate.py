@@ -204,7 +204,7 @@ def states(draw):
 
 @given(states(), st.none() | timestamps, timestamps)
 def test_decide_invariants(job_state, trigger_slot, now):
-    """Whatever the state: SKIP carries a reason, RUN needs IDLE, TAKEOVER needs an expired lease."""
+    """Any state: SKIP carries a reason, RUN needs IDLE, TAKEOVER needs an expired lease."""
     trigger = Trigger(JOB, slot=trigger_slot, source="scheduler" if trigger_slot else "manual")
     decision = decide(job_state, trigger, now, config=CONFIG)
     assert (decision.reason is not None) == (decision.action is Action.SKIP)

@@ -60,8 +60,10 @@ def test_item_round_trip():
         paused=True,
     )
     item = original.to_item()
-    item = {k: Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v
-            for k, v in item.items()}
+    item = {
+        k: Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in item.items()
+    }
     assert JobState.from_item(item, job="hourly_processor") == original
 
 

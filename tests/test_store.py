@@ -70,7 +70,9 @@ def test_acquire_is_the_seeds_optimistic_lock(store, clock):
     """Acquire sets RUNNING, bumps the version and records holder, lease and slot."""
     state = store.read(JOB)
     lease = clock.now() + timedelta(minutes=14)
-    outcome = store.acquire(state, run_id="r1", now=clock.now(), lease_until=lease, slot=clock.now())
+    outcome = store.acquire(
+        state, run_id="r1", now=clock.now(), lease_until=lease, slot=clock.now()
+    )
     assert isinstance(outcome, Acquired) and not outcome.recovered
     assert outcome.state == store.read(JOB)
     assert (outcome.state.status, outcome.state.version) == (Status.RUNNING, state.version + 1)
@@ -115,7 +117,9 @@ def test_finish_commits_and_writes_history(store, clock):
     """A fenced commit releases the lock, counts the run and stores its history item."""
     now = clock.now()
     held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now).state
-    done = store.finish(held, record("r1", clock, slot=now), next_allowed_run=now + timedelta(hours=1))
+    done = store.finish(
+        held, record("r1", clock, slot=now), next_allowed_run=now + timedelta(hours=1)
+    )
     assert isinstance(done, Committed)
     assert done.state == store.read(JOB)
     assert (done.state.status, done.state.run_count, done.state.last_slot) == (Status.IDLE, 1, now)
