@@ -34,7 +34,7 @@ class Outcome(enum.StrEnum):
     FENCED = "FENCED"  # the workload ran but had lost the lock, so its outcome was refused
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class InvocationResult:
     """What one invocation did, and the control item as it left it."""
 

@@ -31,7 +31,7 @@ _INT_VARIABLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Settings:
     """Everything the handler reads from its environment, validated."""
 

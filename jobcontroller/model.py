@@ -92,7 +92,7 @@ class Drill(enum.StrEnum):
     CRASH = "CRASH"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class JobConfig:
     """How one job is scheduled and protected. All durations in seconds."""
 
@@ -122,7 +122,7 @@ class JobConfig:
         return timedelta(seconds=self.cooldown_slack_seconds)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Trigger:
     """One delivery of "maybe run now": from the schedule (with its slot) or by hand."""
 
@@ -140,7 +140,7 @@ class Trigger:
         return f"scheduled slot {format_ts(self.slot)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Decision:
     """The gate's answer. `reason` is set exactly when `action` is SKIP."""
 
@@ -173,7 +173,7 @@ _COUNTER_FIELDS = (
 _TEXT_FIELDS = ("last_error", "run_id", "last_run_id", "last_takeover_from")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class JobState:
     """A job's control item, typed. Build one with `JobState.new(job)` or `from_item`."""
 

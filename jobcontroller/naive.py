@@ -69,7 +69,7 @@ def naive_release(store: object, job: str, *, now: datetime) -> JobState:
     return done
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScheduleStep:
     """One trigger of a simulated schedule: when it was due, when it arrived, what happened."""
 

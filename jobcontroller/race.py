@@ -22,7 +22,7 @@ from .workload import placeholder
 __all__ = ["Contender", "race_processes", "race_threads"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Contender:
     """What one contender did in one round."""
 

@@ -56,7 +56,7 @@ def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunRecord:
     """One finished run, kept under the job's partition until its TTL expires."""
 
@@ -107,7 +107,7 @@ class RunRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Acquired:
     """This run now holds the lock; `state` is the item as written."""
 
@@ -115,14 +115,14 @@ class Acquired:
     recovered: bool = False  # True when a retried request found its own earlier write
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Blocked:
     """The conditional write was refused; `state` is the item that blocked it."""
 
     state: JobState | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Committed:
     """The outcome (success or failure) was recorded and the lock released."""
 
@@ -130,7 +130,7 @@ class Committed:
     recovered: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Fenced:
     """The run no longer held the lock, so its outcome was refused; nothing was written."""
 

@@ -14,7 +14,7 @@ from .model import Drill, format_ts
 __all__ = ["PlaceholderFailure", "Workload", "WorkloadContext", "WorkloadTimeout", "placeholder"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkloadContext:
     """What a workload gets: who it is, which slot it serves, and when it must stop."""
 
