@@ -1,0 +1,341 @@
+"""The embedded AWS backend: moto served over HTTP on loopback, one request at a time.
+
+Why a server and not moto's in-process `mock_aws`: DynamoDB applies each conditional write
+atomically, and moto does not. Racing threads interleave inside moto's read-check-write, so
+two writers can both pass `#s = :idle AND version = :v`; moto's own server, with one thread
+per connection, has the same gap. Here every request, response body included, runs under one
+process-wide lock, so each request is atomic as DynamoDB's are: 64 racing threads give
+exactly one winner in every round. `scripts/bench_backend.py` measures all three.
+
+Because the backend is a real HTTP endpoint exported as `AWS_ENDPOINT_URL` with dummy
+credentials, plain `boto3.client(...)` calls, child processes and the AWS CLI all reach it.
+
+moto keeps its state in this process, not in the server: `stop()` keeps it, `reset()` wipes it.
+This module is course and test tooling; the Lambda handler never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import logging
+import os
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+from jobcontroller.errors import ConfigError, RealAWSBlocked
+
+__all__ = ["DEFAULT_REGION", "EmbeddedAWS", "RealAWSBlocked", "main", "start_embedded"]
+
+DEFAULT_REGION = "us-east-1"
+_DUMMY_SECRET = "testing"
+_HOST = "127.0.0.1"
+
+_log = logging.getLogger(__name__)
+
+# One lock for the whole process, not one per server: moto's backends are process-global,
+# so two servers in one process must still take turns.
+_ONE_AT_A_TIME = threading.Lock()
+
+# Variables that would send boto3 somewhere else or pick up a learner's real identity.
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
+_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+_REMOVED_PREFIX = "AWS_ENDPOINT_URL_"
+
+
+class _OneAtATime:
+    """WSGI middleware that runs each whole request under the process-wide lock."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with _ONE_AT_A_TIME:
+            result = self._app(environ, start_response)
+            try:
+                # A WSGI body may be produced lazily, so produce it while still holding the lock.
+                return list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+def _build_server(port: int, *, threaded: bool) -> Any:
+    """A listening werkzeug server for moto on loopback (port 0: the OS picks a free one)."""
+    try:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+    except ImportError as missing:
+        raise ConfigError(
+            f"The embedded backend needs moto[server] ({missing.name} is missing): "
+            "install the course extras with `pip install -e '.[course]'`, "
+            "or run `python3 tasks.py course`."
+        ) from missing
+
+    class QuietHandler(MotoRequestHandler):
+        # werkzeug prints one line per request to stderr; keep them out of notebooks.
+        def log(self, type: str, message: str, *args: Any) -> None:
+            _log.debug(message, *args)
+
+    server = make_server(
+        _HOST,
+        port,
+        _OneAtATime(DomainDispatcherApplication(create_backend_app)),
+        threaded=threaded,
+        request_handler=QuietHandler,
+    )
+
+    def server_log(type: str, message: str, *args: Any) -> None:
+        # Only a crash inside moto reaches here (with its traceback): that one stays visible.
+        _log.log(logging.ERROR if type == "error" else logging.DEBUG, message, *args)
+
+    server.log = server_log
+    return server
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+_guard_lock = threading.Lock()
+_guard_users = 0
+_unguarded_send: Callable[..., Any] | None = None
+
+
+def _install_guard() -> None:
+    """Make botocore refuse, before any socket is opened, every request not for loopback."""
+    global _guard_users, _unguarded_send
+    from botocore.httpsession import URLLib3Session
+
+    with _guard_lock:
+        if _guard_users == 0:
+            unguarded = URLLib3Session.send
+
+            def guarded_send(self: URLLib3Session, request: Any) -> Any:
+                host = urllib.parse.urlsplit(request.url).hostname
+                if not _is_loopback(host):
+                    raise RealAWSBlocked(
+                        f"Blocked a request to {host}: the embedded backend is running, so "
+                        "nothing may reach real AWS. Create the client without endpoint_url "
+                        "(or with the embedded one), or stop the embedded backend and opt in "
+                        "to real AWS with JOBCONTROLLER_REAL_AWS=1."
+                    )
+                return unguarded(self, request)
+
+            _unguarded_send = unguarded
+            URLLib3Session.send = guarded_send
+        _guard_users += 1
+
+
+def _remove_guard() -> None:
+    global _guard_users, _unguarded_send
+    from botocore.httpsession import URLLib3Session
+
+    with _guard_lock:
+        _guard_users -= 1
+        if _guard_users == 0 and _unguarded_send is not None:
+            URLLib3Session.send = _unguarded_send
+            _unguarded_send = None
+
+
+class EmbeddedAWS:
+    """moto on a loopback port, one request at a time, exported to boto3 through the environment.
+
+    Use it as a context manager, or call `start()` and `stop()`. While it runs, botocore
+    refuses any request that is not for loopback (`RealAWSBlocked`). Start and stop
+    instances in last-in, first-out order: each `stop()` restores the environment its
+    `start()` found. Notebooks use `start_embedded()`, one backend per process.
+
+    `threaded=True` gives each connection a thread (the lock still admits one request at
+    a time), so a client that opens a connection and sends nothing, such as a browser's
+    speculative connection, cannot stall everyone; the two modes measure about the same.
+    """
+
+    def __init__(self, *, region: str = DEFAULT_REGION, port: int = 0, threaded: bool = True):
+        self._region = region
+        self._port = port
+        self._threaded = threaded
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._endpoint_url: str | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._empty_config: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._endpoint_url is None:
+            raise ConfigError("The embedded backend is not running: call start() first.")
+        return self._endpoint_url
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> EmbeddedAWS:
+        """Serve moto on loopback, export the environment and guard against real AWS."""
+        if self._server is not None:
+            return self
+        server = _build_server(self._port, threaded=self._threaded)
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="jobcontroller-embedded-aws", daemon=True
+        )
+        self._thread.start()
+        self._server = server
+        self._endpoint_url = f"http://{_HOST}:{server.socket.getsockname()[1]}"
+        self._export_environment()
+        _install_guard()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, restore the environment and lift the guard (moto's state is kept)."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = self._endpoint_url = None
+        _remove_guard()
+        self._restore_environment()
+
+    def reset(self) -> None:
+        """Wipe every resource moto holds (tables, functions, schedules, roles...)."""
+        # Bypass any proxy settings: the request is for loopback.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with opener.open(request, timeout=30) as response:
+            response.read()
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point boto3, a child process or the AWS CLI at this backend."""
+        endpoint_url = self.endpoint_url
+        assert self._empty_config is not None
+        empty = self._empty_config.name
+        return {
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_ACCESS_KEY_ID": _DUMMY_SECRET,
+            "AWS_SECRET_ACCESS_KEY": _DUMMY_SECRET,
+            "AWS_SESSION_TOKEN": _DUMMY_SECRET,
+            "AWS_DEFAULT_REGION": self._region,
+            "AWS_REGION": self._region,
+            # Empty files, so a learner's real profile and its settings are never read.
+            "AWS_CONFIG_FILE": os.path.join(empty, "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(empty, "credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def session(self) -> boto3.session.Session:
+        """A boto3 session with the dummy credentials and this backend's region."""
+        return boto3.session.Session(
+            aws_access_key_id=_DUMMY_SECRET,
+            aws_secret_access_key=_DUMMY_SECRET,
+            aws_session_token=_DUMMY_SECRET,
+            region_name=self._region,
+        )
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for `service` bound to this backend's endpoint."""
+        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+
+    def __enter__(self) -> EmbeddedAWS:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self._endpoint_url or "stopped"
+        return f"EmbeddedAWS(region={self._region!r}, {where})"
+
+    def _export_environment(self) -> None:
+        self._empty_config = tempfile.TemporaryDirectory(prefix="jobcontroller-aws-")
+        for name in ("config", "credentials"):
+            open(os.path.join(self._empty_config.name, name), "w").close()
+        exported = self.environment()
+        removed = [*_REMOVED, *(k for k in os.environ if k.startswith(_REMOVED_PREFIX))]
+        no_proxy = {k: _with_loopback(os.environ.get(k)) for k in ("NO_PROXY", "no_proxy")}
+        touched = [*exported, *removed, *no_proxy]
+        self._saved_env = {k: os.environ.get(k) for k in touched}
+        for key in removed:
+            os.environ.pop(key, None)
+        # A proxy from the environment would otherwise be asked to reach our loopback port.
+        os.environ.update(no_proxy)
+        os.environ.update(exported)
+        # boto3's default session caches credentials and config files: rebuild it from these.
+        boto3.DEFAULT_SESSION = None
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
+        boto3.DEFAULT_SESSION = None
+        if self._empty_config is not None:
+            self._empty_config.cleanup()
+            self._empty_config = None
+
+
+def _with_loopback(no_proxy: str | None) -> str:
+    entries = [e for e in (no_proxy or "").split(",") if e]
+    return ",".join([*entries, *(h for h in (_HOST, "localhost") if h not in entries)])
+
+
+_embedded: EmbeddedAWS | None = None
+_embedded_lock = threading.Lock()
+
+
+def start_embedded(*, region: str | None = None) -> EmbeddedAWS:
+    """The process-wide embedded backend, started on first call (later calls return it)."""
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None:
+            _embedded = EmbeddedAWS(region=region or DEFAULT_REGION)
+        elif region is not None and region != _embedded.region:
+            raise ConfigError(
+                f"The embedded backend already serves {_embedded.region}, not {region}: "
+                "restart the kernel to change region."
+            )
+        return _embedded.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m jobcontroller.local`: serve until Ctrl-C, printing the variables to export."""
+    parser = argparse.ArgumentParser(prog="python -m jobcontroller.local", description=main.__doc__)
+    parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose (default)")
+    args = parser.parse_args(argv)
+    with EmbeddedAWS(region=args.region, port=args.port) as aws:
+        print("# Paste into another shell to use the embedded backend from there:")
+        print("unset AWS_PROFILE")
+        for key, value in aws.environment().items():
+            print(f"export {key}={value}")
+        print("# Serving; Ctrl-C stops it (and forgets nothing until then).", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
