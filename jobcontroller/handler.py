@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import SystemClock
+from .clock import Clock, SystemClock, random_ids
 from .controller import JobController
 from .errors import ConfigError
 from .events import parse_event
@@ -108,6 +108,12 @@ def load_workload(settings: Settings) -> Workload:
         ) from None
 
 
+# Injection points, like the controller's own keyword arguments: in Lambda they stay as they
+# are; the local runner (jobcontroller.localrun) sets them in its child process to simulate
+# time and print fixed run ids. The zip's code is the same either way.
+clock: Clock = SystemClock()
+new_run_id: Callable[[], str] = random_ids
+
 _store: ControlStore | None = None
 
 
@@ -124,7 +130,11 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     settings = settings_from_env()
     trigger = parse_event(event, job=settings.job)
     controller = JobController(
-        _store_for(settings.table), settings.job, config=settings.config, clock=SystemClock()
+        _store_for(settings.table),
+        settings.job,
+        config=settings.config,
+        clock=clock,
+        new_run_id=new_run_id,
     )
     remaining = None if context is None else context.get_remaining_time_in_millis()
     result = controller.invoke(trigger, load_workload(settings), remaining_ms=remaining)
