@@ -1,0 +1,197 @@
+"""The Lambda deployment zip: only the core, nothing third-party, the same bytes every time."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import jobcontroller
+from jobcontroller.localrun import runtime_site
+from jobcontroller.packaging import (
+    HANDLER,
+    LAMBDA_MODULES,
+    ZIP_NAME,
+    build_zip,
+    inspect_zip,
+    project_imports,
+)
+
+SOURCE = Path(jobcontroller.__file__).parent
+PYTHON312 = Path("/root/.pyenv/versions/3.12.1/bin/python3")
+
+# What the Lambda runtime provides: boto3 and what it depends on, nothing else.
+RUNTIME_TOP_LEVEL = {"boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer", "six"}
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Path:
+    """A copy of the package source that a test may change."""
+    copy = tmp_path / "src" / "jobcontroller"
+    shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _import_in_fresh_python(code_dir: Path, site: Path, python: str = sys.executable) -> dict:
+    """Import the handler in an isolated interpreter whose path is the code and boto3 only."""
+    script = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(code_dir)!r}, {str(site)!r}]\n"
+        f"import {HANDLER.rpartition('.')[0]} as h\n"
+        "assert callable(h.lambda_handler)\n"
+        "mods = sorted(m for m in sys.modules)\n"
+        "print(json.dumps({'modules': mods, 'file': h.__file__, 'version': sys.version}))\n"
+    )
+    done = subprocess.run(
+        [python, "-I", "-S", "-B", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_lambda_modules_cover_the_handlers_imports():
+    """Static import analysis finds no project module the handler needs outside LAMBDA_MODULES."""
+    needed = project_imports("handler")
+    assert "handler" in needed and "store" in needed
+    assert needed <= set(LAMBDA_MODULES), sorted(needed - set(LAMBDA_MODULES))
+
+
+def test_every_lambda_module_is_needed():
+    """Each module in LAMBDA_MODULES is imported by the handler: the zip has no dead weight."""
+    assert set(LAMBDA_MODULES) == project_imports("handler")
+
+
+def test_course_and_deploy_modules_stay_out_of_the_handlers_imports():
+    """The embedded backend, deploy and runner modules are not reachable from the handler."""
+    needed = project_imports("handler")
+    for module in ("local", "deploy", "localrun", "cli", "packaging"):
+        assert module not in needed
+
+
+def test_project_imports_follows_imports_and_skips_type_checking(tmp_path: Path):
+    """The analysis follows relative and absolute imports, and skips TYPE_CHECKING blocks."""
+    pkg = tmp_path / "jobcontroller"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "handler.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom .a import x\nimport jobcontroller.b\n"
+        "if TYPE_CHECKING:\n    from . import heavy\n"
+        "def f():\n    from jobcontroller import c\n"
+    )
+    for name in ("a", "b", "c", "heavy"):
+        (pkg / f"{name}.py").write_text("x = 1\n")
+    assert project_imports("handler", source_dir=pkg) == {"__init__", "handler", "a", "b", "c"}
+
+
+def test_zip_holds_exactly_the_core_modules(tmp_path: Path):
+    """The zip's entries are jobcontroller/<module>.py for the listed modules, sorted, no more."""
+    report = inspect_zip(build_zip(out_dir=tmp_path))
+    expected = sorted(f"jobcontroller/{m}.py" for m in LAMBDA_MODULES)
+    assert list(report.entries) == expected
+    assert report.path == tmp_path / ZIP_NAME
+
+
+def test_zip_entries_carry_fixed_metadata(tmp_path: Path):
+    """Every entry has the fixed timestamp, mode 0644, unix origin and deflate compression."""
+    with zipfile.ZipFile(build_zip(out_dir=tmp_path)) as archive:
+        infos = archive.infolist()
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+    assert {i.create_system for i in infos} == {3}
+    assert {i.compress_type for i in infos} == {zipfile.ZIP_DEFLATED}
+
+
+def test_same_source_gives_same_bytes(tmp_path: Path, source_copy: Path):
+    """Different mtimes, file modes and output folders do not change the zip's sha256."""
+    first = inspect_zip(build_zip(out_dir=tmp_path / "one"))
+    for path in source_copy.glob("*.py"):
+        os.utime(path, (1_900_000_000, 1_900_000_000))
+        path.chmod(0o600)
+    second = inspect_zip(build_zip(out_dir=tmp_path / "two", source_dir=source_copy))
+    assert second.sha256 == first.sha256
+    assert second.size_bytes == first.size_bytes
+
+
+def test_changed_source_changes_the_hash(tmp_path: Path, source_copy: Path):
+    """A one-byte change in a core module gives a different sha256."""
+    before = inspect_zip(build_zip(out_dir=tmp_path / "before", source_dir=source_copy))
+    gate = source_copy / "gate.py"
+    gate.write_text(gate.read_text() + "\n")
+    after = inspect_zip(build_zip(out_dir=tmp_path / "after", source_dir=source_copy))
+    assert after.sha256 != before.sha256
+
+
+def test_report_gives_size_and_lambdas_hash(tmp_path: Path):
+    """The report's size is the file's, and code_sha256 is base64(sha256) as Lambda reports it."""
+    path = build_zip(out_dir=tmp_path)
+    report = inspect_zip(path)
+    data = path.read_bytes()
+    assert report.size_bytes == len(data) == path.stat().st_size
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert report.code_sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert report.size_bytes < 100_000  # core source only: tens of kilobytes
+    assert f"{report.size_bytes:,} bytes" in str(report)
+
+
+def test_build_refuses_a_missing_module(tmp_path: Path, source_copy: Path):
+    """A listed module missing from the source stops the build with the file's name."""
+    (source_copy / "gate.py").unlink()
+    with pytest.raises(FileNotFoundError, match=r"gate\.py"):
+        build_zip(out_dir=tmp_path / "out", source_dir=source_copy)
+    assert not (tmp_path / "out" / ZIP_NAME).exists()
+
+
+def test_build_refuses_a_handler_import_outside_the_list(tmp_path: Path, source_copy: Path):
+    """A handler import of an unlisted module stops the build, naming it and the fix."""
+    handler = source_copy / "handler.py"
+    handler.write_text(handler.read_text() + "\nfrom . import local  # noqa\n")
+    with pytest.raises(RuntimeError, match=r"imports local.*LAMBDA_MODULES"):
+        build_zip(out_dir=tmp_path / "out", source_dir=source_copy)
+
+
+def test_zip_imports_with_boto3_only(tmp_path: Path):
+    """The extracted zip's handler imports with only boto3's runtime packages on the path."""
+    code = tmp_path / "code"
+    with zipfile.ZipFile(build_zip(out_dir=tmp_path)) as archive:
+        archive.extractall(code)
+    site = runtime_site(tmp_path / "site")
+    assert {p.name.removesuffix(".py") for p in site.iterdir()} == RUNTIME_TOP_LEVEL
+    loaded = _import_in_fresh_python(code, site)
+    assert loaded["file"].startswith(str(code))
+    ours = {m.split(".", 1)[1] for m in loaded["modules"] if m.startswith("jobcontroller.")}
+    assert ours <= set(LAMBDA_MODULES)
+    third_party = {m.split(".")[0] for m in loaded["modules"]} - set(sys.stdlib_module_names)
+    assert third_party - {"jobcontroller", "__main__", "__mp_main__"} <= RUNTIME_TOP_LEVEL
+    for heavy in ("moto", "matplotlib", "ipywidgets", "pytest", "yaml"):
+        assert heavy not in third_party
+
+
+@pytest.mark.skipif(not PYTHON312.exists(), reason="no Python 3.12 interpreter on this machine")
+def test_zip_imports_under_the_lambda_runtimes_python(tmp_path: Path):
+    """The zip's handler imports under Python 3.12, the function's runtime."""
+    code = tmp_path / "code"
+    with zipfile.ZipFile(build_zip(out_dir=tmp_path)) as archive:
+        archive.extractall(code)
+    loaded = _import_in_fresh_python(code, runtime_site(tmp_path / "site"), str(PYTHON312))
+    assert loaded["version"].startswith("3.12")
+
+
+def test_command_line_builds_the_zip(tmp_path: Path):
+    """`python -m jobcontroller.packaging --out-dir D` writes the zip and prints its size."""
+    done = subprocess.run(
+        [sys.executable, "-m", "jobcontroller.packaging", "--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    report = inspect_zip(tmp_path / ZIP_NAME)
+    assert f"{report.size_bytes:,} bytes" in done.stdout
