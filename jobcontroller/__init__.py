@@ -8,6 +8,7 @@ start does not pay for moto, ipywidgets or matplotlib.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from .clock import Clock, ManualClock, SequentialIds, SystemClock, random_ids
@@ -30,10 +31,27 @@ from .model import Action, Decision, Drill, JobConfig, JobState, Reason, Status,
 from .store import Acquired, Blocked, Committed, ControlStore, Fenced, RunRecord
 from .workload import PlaceholderFailure, WorkloadContext, WorkloadTimeout, placeholder
 
+# A library configures no logging of its own: without this, Python's last-resort handler
+# would print bare warnings (such as "fenced") wherever the package is used.
+# https://docs.python.org/3/howto/logging.html#configuring-logging-for-a-library
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 # name -> module, imported on first access (PEP 562).
 _LAZY = {
     "EmbeddedAWS": "local",
     "start_embedded": "local",
+    # course helpers (notebooks 00-04)
+    "Course": "course",
+    "setup": "course",
+    "show_requests": "course",
+    "show_result": "course",
+    "show_runs": "course",
+    "show_state": "course",
+    "Dashboard": "dashboard",
+    "check_cooldown": "exercises",
+    "check_gate": "exercises",
+    "show_solution": "exercises",
+    "draw_race": "viz",
 }
 
 __all__ = [

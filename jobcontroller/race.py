@@ -8,10 +8,13 @@ race is real; results come back sorted, so printed output is the same on every r
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from .clock import ManualClock, SequentialIds
 from .controller import InvocationResult, JobController
@@ -133,8 +136,22 @@ def race_processes(
     ]
     for worker in workers:
         worker.start()
+    results: list[Any] = []
+    deadline = time.monotonic() + timeout
     try:
-        results = [out.get(timeout=timeout) for _ in range(processes * rounds)]
+        while len(results) < processes * rounds:
+            try:
+                results.append(out.get(timeout=0.5))
+            except queue.Empty:
+                # A worker that died (e.g. spawned from a script without a __main__ guard)
+                # would leave the others waiting at the barrier: say so instead of hanging.
+                dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"contending processes stopped early (exit codes {dead}) or took "
+                        f"longer than {timeout:g} s; run the race from a module or a notebook, "
+                        "or under `if __name__ == '__main__':` in a script"
+                    ) from None
     finally:
         for worker in workers:
             worker.join(timeout=10)

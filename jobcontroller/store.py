@@ -321,8 +321,11 @@ class ControlStore:
             # The holder we saw is still the holder...
             clauses.append(f"{status} = {expr.value('running', Status.RUNNING.value)}")
             clauses.append(f"{expr.name('run_id')} = {expr.value('old_run_id', state.run_id)}")
-            # ...and its lease has passed by the time this write lands.
-            clauses.append(f"{expr.name('lease_expires_at')} < {expr.value('now', format_ts(now))}")
+            # ...and its lease has passed by the time this write lands (a lease ending at
+            # `now` has passed: the gate and this clause must agree on the boundary).
+            clauses.append(
+                f"{expr.name('lease_expires_at')} <= {expr.value('now', format_ts(now))}"
+            )
         else:
             # Nobody holds the lock (the seed's condition).
             clauses.append(f"{status} = {expr.value('idle', Status.IDLE.value)}")
@@ -462,6 +465,63 @@ class ControlStore:
             raise
         return JobState.from_item(_from_ddb(response["Attributes"]), job=job)
 
+    def delete_job(self, job: str) -> int:
+        """Delete the job's control item and its run history; returns how many items went.
+
+        Production never needs this; the course uses it to start a notebook from scratch.
+        """
+        pk = job_key(job)["PK"]
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": _to_ddb({":pk": pk}),
+            "ProjectionExpression": "PK, SK",
+        }
+        deleted = 0
+        try:
+            while True:
+                page = self.client.query(**request)
+                for key in page.get("Items", []):
+                    self.client.delete_item(TableName=self.table, Key=key)
+                    deleted += 1
+                if "LastEvaluatedKey" not in page:
+                    return deleted
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except ClientError as exc:
+            self._raise_if_table_missing(exc)
+            raise
+
+    def raw_item(self, job: str) -> dict[str, Any] | None:
+        """The control item exactly as stored, in DynamoDB's typed form, or None.
+
+        Unlike `read`, this never validates: it is for showing an item, even a corrupt one.
+        """
+        try:
+            response = self.client.get_item(
+                TableName=self.table, Key=_to_ddb(job_key(job)), ConsistentRead=True
+            )
+        except ClientError as exc:
+            self._raise_if_table_missing(exc)
+            raise
+        return response.get("Item")
+
+    def describe_table(self) -> dict[str, Any]:
+        """The table's key schema, billing mode and status, as DescribeTable reports them."""
+        try:
+            table = self.client.describe_table(TableName=self.table)["Table"]
+        except ClientError as exc:
+            self._raise_if_table_missing(exc)
+            raise
+        types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+        return {
+            "keys": [
+                (k["AttributeName"], k["KeyType"], types[k["AttributeName"]])
+                for k in table["KeySchema"]
+            ],
+            "billing": table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
+            "status": table["TableStatus"],
+        }
+
     def write_unconditionally(self, state: JobState) -> None:
         """Overwrite the control item with no condition at all.
 
@@ -508,6 +568,26 @@ class ControlStore:
                 f"{self.client.meta.region_name}: create it with create_table() "
                 f"(or deploy the stack) and initialise the job"
             ) from exc
+
+
+def seed_card_lock(store: ControlStore, job: str, *, expected_version: int, now: datetime) -> None:
+    """The design card's lock, as the card writes it: one conditional UpdateItem.
+
+    `SET status = RUNNING, last_run_ts = :now` only if `status = IDLE AND version = :v`.
+    For the course's side-by-side with `ControlStore.acquire`: it writes no run id and no
+    lease and leaves the version as it was, and a refused condition raises botocore's
+    ClientError (ConditionalCheckFailedException) as it would for any boto3 caller.
+    """
+    store.client.update_item(
+        TableName=store.table,
+        Key=_to_ddb(job_key(job)),
+        UpdateExpression="SET #s = :r, last_run_ts = :now",
+        ConditionExpression="#s = :i AND version = :v",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=_to_ddb(
+            {":r": "RUNNING", ":i": "IDLE", ":now": format_ts(now), ":v": expected_version}
+        ),
+    )
 
 
 def history_expiry(finished_at: datetime, days: int) -> int:

@@ -174,3 +174,23 @@ def test_history_is_newest_first_and_limited(store, clock):
         store.finish(held, record(f"r{n}", clock))
     assert [r.run_id for r in store.runs(JOB)] == ["r2", "r1", "r0"]
     assert [r.run_id for r in store.runs(JOB, limit=2)] == ["r2", "r1"]
+
+
+def test_a_lease_ending_exactly_now_can_be_taken_over(store, clock):
+    """The gate and the store agree on the boundary: a lease ending at `now` has passed."""
+    now = clock.now()
+    first = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=None)
+    taken = store.acquire(
+        first.state, run_id="r2", now=now, lease_until=now, slot=None, takeover=True
+    )
+    assert isinstance(taken, Acquired) and taken.state.run_id == "r2"
+
+
+def test_delete_job_removes_the_control_item_and_history(store, clock):
+    """delete_job empties the job's partition, so init_job starts it again from IDLE."""
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=None).state
+    store.finish(held, record("r1", clock))
+    assert store.delete_job(JOB) == 2
+    assert store.raw_item(JOB) is None and store.runs(JOB) == []
+    assert store.init_job(JOB, now=now) is True

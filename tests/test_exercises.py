@@ -1,0 +1,205 @@
+"""The exercises: reference solutions pass, and wrong answers are caught and explained."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jobcontroller import Action, Decision, JobConfig, Reason, Status, decide
+from jobcontroller.exercises import (
+    GATE_CASES,
+    check_cooldown,
+    check_gate,
+    show_solution,
+    solution_cooldown,
+    solution_gate,
+)
+
+CONFIG = JobConfig()
+
+
+@pytest.mark.parametrize("case", GATE_CASES, ids=lambda c: c.name)
+def test_reference_cases_match_the_package_gate(case):
+    """Every reference case's expected answer is what the package's own gate decides."""
+    got = decide(case.state, case.trigger, case.now, config=CONFIG)
+    assert (got.action, got.reason) == (case.action, case.reason)
+
+
+@pytest.mark.parametrize("case", GATE_CASES, ids=lambda c: c.name)
+def test_solution_gate_matches_the_package_gate(case):
+    """The revealed solution decides every case as the package's gate does."""
+    got = solution_gate(case.state, case.trigger, case.now, config=CONFIG)
+    want = decide(case.state, case.trigger, case.now, config=CONFIG)
+    assert (got.action, got.reason) == (want.action, want.reason)
+
+
+def test_reference_cases_cover_every_decision():
+    """The cases exercise RUN, TAKEOVER and every gate skip reason."""
+    seen = {(c.action, c.reason) for c in GATE_CASES}
+    gate_reasons = {Reason.PAUSED, Reason.RUNNING, Reason.SLOT_DONE, Reason.COOLDOWN}
+    assert {r for _, r in seen if r} == gate_reasons
+    assert {(Action.RUN, None), (Action.TAKEOVER, None)} <= seen
+
+
+def test_check_gate_accepts_the_solution():
+    """check_gate passes the solution and the package's gate."""
+    assert check_gate(solution_gate).passed
+    assert check_gate(decide).text().endswith("All correct: well done.")
+
+
+def _seed_gate(state, trigger, now, config):
+    if state.status is Status.RUNNING:
+        return Decision(Action.SKIP, Reason.RUNNING)
+    if state.next_allowed_run is not None and now < state.next_allowed_run:
+        return Decision(Action.SKIP, Reason.COOLDOWN)
+    return Decision(Action.RUN)
+
+
+def _never_takes_over(state, trigger, now, config):
+    if state.status is Status.RUNNING and not state.paused:
+        return Decision(Action.SKIP, Reason.RUNNING)
+    return solution_gate(state, trigger, now, config=config)
+
+
+def _lease_before_pause(state, trigger, now, config):
+    if state.status is Status.RUNNING and state.lease_expires_at > now:
+        return Decision(Action.SKIP, Reason.RUNNING)
+    return solution_gate(state, trigger, now, config=config)
+
+
+def _cooldown_before_slot(state, trigger, now, config):
+    when = trigger.slot or now
+    if state.next_allowed_run and when < state.next_allowed_run - config.cooldown_slack:
+        return Decision(Action.SKIP, Reason.COOLDOWN)
+    return solution_gate(state, trigger, now, config=config)
+
+
+def _slot_equal_only(state, trigger, now, config):
+    if trigger.slot is not None and state.last_slot is not None and trigger.slot < state.last_slot:
+        lease_live = state.lease_expires_at is not None and state.lease_expires_at > now
+        if not state.paused and not lease_live:
+            # the mistake: an older slot is not recognised as done
+            return Decision(Action.RUN)
+    return solution_gate(state, trigger, now, config=config)
+
+
+def _cooldown_from_last_success(state, trigger, now, config):
+    decision = solution_gate(state, trigger, now, config=config)
+    since = state.last_success_ts
+    if decision.runs and since and now < since + config.interval - config.cooldown_slack:
+        return Decision(Action.SKIP, Reason.COOLDOWN)
+    return decision
+
+
+def _no_slack(state, trigger, now, config):
+    decision = solution_gate(state, trigger, now, config=config)
+    if decision.runs and state.next_allowed_run and now < state.next_allowed_run:
+        return Decision(Action.SKIP, Reason.COOLDOWN)
+    return decision
+
+
+def _raises(state, trigger, now, config):
+    return state.lease_expires_at > now  # TypeError on an IDLE item (no lease)
+
+
+def _returns_text(state, trigger, now, config):
+    return "RUN"
+
+
+@pytest.mark.parametrize(
+    ("gate", "first_wrong", "says"),
+    [
+        (_seed_gate, "a paused job", "your gate said RUN"),
+        (_lease_before_pause, "paused while a run holds the lock", "SKIP (RUNNING)"),
+        (_never_takes_over, "the holder's lease has expired", "SKIP (RUNNING)"),
+        (_cooldown_before_slot, "the same slot delivered again", "SKIP (COOLDOWN)"),
+        (_slot_equal_only, "an older slot arrives late", "your gate said RUN"),
+        (
+            _cooldown_from_last_success,
+            "the next slot, delivered late after a slow run",
+            "SKIP (COOLDOWN)",
+        ),
+        (_no_slack, "a manual trigger 30 s before next_allowed_run", "SKIP (COOLDOWN)"),
+        (_raises, "a fresh job, first slot", "raised TypeError"),
+        (_returns_text, "a fresh job, first slot", "return a Decision"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_check_gate_explains_the_first_wrong_answer(gate, first_wrong, says):
+    """A wrong gate fails, and the report names its first wrong case and what it said."""
+    report = check_gate(gate)
+    assert not report.passed
+    assert not report
+    assert f'"{first_wrong}"' in report.explanation[0]
+    assert says in report.text()
+    assert any(line.startswith("  why:") for line in report.explanation)
+
+
+def test_check_cooldown_accepts_the_solution():
+    """The slot-anchored rule runs all 24 slots and refuses the early manual trigger."""
+    report = check_cooldown(solution_cooldown)
+    assert (report.right, report.total) == (25, 25)
+
+
+@pytest.mark.parametrize(
+    ("rule", "first_case", "verdict"),
+    [
+        (lambda slot, arrived, finished, config: finished + config.interval, 3, "was skipped"),
+        (lambda slot, arrived, finished, config: arrived + config.interval, 8, "was skipped"),
+        (lambda slot, arrived, finished, config: slot or arrived, 2, "was allowed to run"),
+    ],
+    ids=["from-completion", "from-arrival", "no-cooldown"],
+)
+def test_check_cooldown_explains_wrong_anchors(rule, first_case, verdict):
+    """Anchoring on completion or arrival skips a slot; no cooldown lets an extra run through."""
+    report = check_cooldown(rule)
+    assert not report.passed
+    assert report.explanation[0].startswith(f"First wrong answer: case {first_case} of 25")
+    assert verdict in report.explanation[0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        (lambda slot, arrived, finished, config: 3600, "return a UTC-aware datetime"),
+        (lambda slot, arrived, finished, config: datetime(2026, 1, 5), "UTC-aware"),
+        (lambda slot, arrived, finished, config: 1 / 0, "raised ZeroDivisionError"),
+    ],
+    ids=["number", "naive-datetime", "raises"],
+)
+def test_check_cooldown_reports_unusable_answers(rule, says):
+    """A rule that returns no aware datetime, or raises, is reported, not crashed on."""
+    report = check_cooldown(rule)
+    assert not report.passed
+    assert says in report.text()
+
+
+def test_solution_cooldown_uses_arrival_for_manual_runs():
+    """Manual runs (no slot) count the interval from their arrival."""
+    arrived = datetime(2026, 1, 5, 9, 20, tzinfo=UTC)
+    assert solution_cooldown(None, arrived, arrived, CONFIG) == datetime(
+        2026, 1, 5, 10, 20, tzinfo=UTC
+    )
+
+
+def test_show_solution_prints_the_source(capsys):
+    """show_solution('gate') prints the solution's source code."""
+    show_solution("gate")
+    out = capsys.readouterr().out
+    assert out.startswith("def solution_gate(")
+    assert "Reason.SLOT_DONE" in out
+
+
+def test_show_solution_can_stay_hidden(capsys):
+    """reveal=False prints how to reveal the solution, not the solution."""
+    show_solution("cooldown", reveal=False)
+    out = capsys.readouterr().out
+    assert "reveal=True" in out
+    assert "def solution_cooldown" not in out
+
+
+def test_show_solution_refuses_unknown_names():
+    """An unknown exercise name says which names exist."""
+    with pytest.raises(KeyError, match="cooldown"):
+        show_solution("lock")
