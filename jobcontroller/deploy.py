@@ -30,7 +30,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .clock import Clock, SystemClock
-from .errors import ConfigError, JobControllerError, RealAWSNotConfirmed
+from .errors import ConfigError, JobControllerError, RealAWSNotConfirmed, TeardownIncomplete
 from .events import schedule_input
 from .model import job_key
 from .packaging import HANDLER, build_zip, inspect_zip
@@ -82,13 +82,6 @@ DEFAULT_SCHEDULE = "cron(0 * * * ? *)"
 # "<prefix>-" can never be the start of another participant's names (with hyphens allowed,
 # "ann-" would also match "ann-b-...") and listing by name prefix finds only our resources.
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
-
-
-class TeardownIncomplete(JobControllerError):
-    """Resources tagged with the prefix are still there after teardown.
-
-    Defined here rather than in jobcontroller.errors because only deployment raises it.
-    """
 
 
 def _loopback(url: str | None) -> bool:

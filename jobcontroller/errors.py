@@ -16,6 +16,7 @@ __all__ = [
     "RealAWSBlocked",
     "RealAWSNotConfirmed",
     "TableMissing",
+    "TeardownIncomplete",
     "UnknownJob",
     "WorkloadCrash",
 ]
@@ -55,6 +56,10 @@ class RealAWSBlocked(JobControllerError):
 
 class RealAWSNotConfirmed(JobControllerError):
     """A real-AWS action was asked for without the explicit opt-in."""
+
+
+class TeardownIncomplete(JobControllerError):
+    """Resources tagged with the prefix are still there after teardown."""
 
 
 class WorkloadCrash(BaseException):

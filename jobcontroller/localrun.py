@@ -63,6 +63,7 @@ __all__ = [
     "fire_times",
     "runner_for",
     "runtime_site",
+    "slot_run_id",
     "wait_for_state",
 ]
 
@@ -198,9 +199,13 @@ class FunctionRunner(Protocol):
 
     simulates_time: bool
 
-    def invoke(self, event: Any, *, now: datetime | None = None) -> Invocation: ...
+    def invoke(
+        self, event: Any, *, now: datetime | None = None, run_id: str | None = None
+    ) -> Invocation: ...
 
-    def invoke_async(self, event: Any, *, now: datetime | None = None) -> AsyncResult: ...
+    def invoke_async(
+        self, event: Any, *, now: datetime | None = None, run_id: str | None = None
+    ) -> AsyncResult: ...
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,7 @@ class AsyncResult:
 _BOOTSTRAP = textwrap.dedent(
     '''
     import importlib, json, sys, time, traceback
+    from datetime import datetime, timedelta
 
     with open(sys.argv[1], encoding="utf-8") as handle:
         request = json.load(handle)
@@ -262,32 +268,56 @@ _BOOTSTRAP = textwrap.dedent(
 
         BaseClient._make_api_call = recorded
 
-    def simulate(now_iso, run_id):
-        """Start this process's clock at `now_iso`, and use `run_id` as the run id.
+    class SimulatedClock:
+        """The handler's clock in a replay: it starts at the simulated time and runs on with
+        this process's monotonic clock. `sleep` moves it forward at once instead of waiting
+        (as ManualClock does), so a replayed day does not wait for its workloads; the
+        workload measures its lease on this same clock, so its deadline checks still hold."""
 
-        Only the course's handler has these seams (jobcontroller.clock.SystemClock and the
-        controller's run-id factory); they are patched here, in the child, never in the zip.
-        """
-        from datetime import datetime, timedelta
-        clock = importlib.import_module("jobcontroller.clock")
-        controller = importlib.import_module("jobcontroller.controller")
-        start, t0 = datetime.fromisoformat(now_iso), time.monotonic()
-        clock.SystemClock.now = lambda self: start + timedelta(seconds=time.monotonic() - t0)
-        if run_id is not None:
-            controller.JobController.__init__.__kwdefaults__["new_run_id"] = lambda: run_id
+        def __init__(self, start):
+            self._start, self._t0, self._slept = start, time.monotonic(), 0.0
+
+        def now(self):
+            elapsed = time.monotonic() - self._t0 + self._slept
+            return self._start + timedelta(seconds=elapsed)
+
+        def sleep(self, seconds):
+            self._slept += max(float(seconds), 0.0)
+
+    def inject(module):
+        """Set the handler module's injection points (jobcontroller.handler.clock and
+        .new_run_id) for a simulated time or a fixed run id. The zip's code is unchanged."""
+        missing = [name for name, wanted in (("clock", request.get("now")),
+                                             ("new_run_id", request.get("run_id")))
+                   if wanted is not None and not hasattr(module, name)]
+        if missing:
+            raise RuntimeError(
+                f"handler module {module.__name__!r} has no injection point "
+                f"{', '.join(missing)}: leave out now=/run_id= for this function")
+        if request.get("now") is not None:
+            module.clock = SimulatedClock(datetime.fromisoformat(request["now"]))
+        if request.get("run_id") is not None:
+            run_id = request["run_id"]
+            module.new_run_id = lambda: run_id
 
     if request.get("record"):
         record_calls(request["record"])
     module_name, _, function_name = request["handler"].rpartition(".")
     try:
-        if request.get("now"):
-            simulate(request["now"], request.get("run_id"))
-        handler = getattr(importlib.import_module(module_name), function_name)
+        module = importlib.import_module(module_name)
+        handler = getattr(module, function_name)
     except Exception as exc:
         write(request["result"], {"status": "error", "error": {
             "errorType": "Runtime.ImportModuleError",
             "errorMessage": f"Unable to import module {module_name!r}: {exc}",
             "stackTrace": traceback.format_exc().splitlines()}})
+        sys.exit(0)
+    try:
+        inject(module)
+    except Exception as exc:
+        write(request["result"], {"status": "error", "error": {
+            "errorType": "LocalRunner.NoInjectionPoint", "errorMessage": str(exc),
+            "stackTrace": []}})
         sys.exit(0)
     try:
         result = handler(request["event"], Context(request["function"]))
@@ -489,7 +519,9 @@ class LocalLambdaRunner:
         """Run the handler once on `event` and return how it ended (RequestResponse).
 
         `now` starts the child's clock at that time (so a notebook can replay January at
-        its own pace); `run_id` fixes the run id the controller uses (default: random).
+        its own pace; the workload's sleeps then pass without waiting); `run_id` fixes the
+        run id the controller uses (default: random). Both are set through the handler
+        module's injection points (`jobcontroller.handler.clock`, `.new_run_id`).
         """
         config = self.configuration()
         self._prepare()
@@ -911,6 +943,12 @@ def _ts(when: datetime) -> str:
     return _utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def slot_run_id(slot: datetime, delivery: int) -> str:
+    """A readable fixed run id for a replay: `run-0105T0900-1` is the first delivery of the
+    09:00 slot on 5 January (UTC). Unique per delivery, as the controller's random ids are."""
+    return f"run-{_utc(slot):%m%dT%H%M}-{delivery}"
+
+
 @dataclass
 class ScheduleDriver:
     """Fire a deployed schedule by hand: for chosen slots, late, or more than once.
@@ -923,6 +961,10 @@ class ScheduleDriver:
     names: Names
     runner: FunctionRunner
     schedule_name: str | None = None
+    # Fixed run ids for a replay (e.g. `slot_run_id`): called with the slot and the
+    # delivery's number for that slot. None: the function picks its own (random) ids, as
+    # on AWS, where this is ignored.
+    run_ids: Callable[[datetime, int], str] | None = None
     _deliveries: dict[datetime, int] = field(default_factory=dict, init=False, repr=False)
 
     def spec(self) -> ScheduleSpec:
@@ -961,12 +1003,16 @@ class ScheduleDriver:
         return self._render(spec, slot, attempt, execution_id or self._execution_id(spec, slot))
 
     def _execution_id(self, spec: ScheduleSpec, slot: datetime) -> str:
-        # Unique per attempted delivery (as the Scheduler's are), and the same on every run
-        # of a notebook: derived from the schedule, the slot and the delivery count.
+        return self._next_delivery(spec, slot)[1]
+
+    def _next_delivery(self, spec: ScheduleSpec, slot: datetime) -> tuple[int, str]:
+        # The delivery's number for this slot, and its execution id: unique per attempted
+        # delivery (as the Scheduler's are), and the same on every run of a notebook, being
+        # derived from the schedule, the slot and that number.
         count = self._deliveries.get(slot, 0) + 1
         self._deliveries[slot] = count
         seed = f"{spec.arn}|{_ts(slot)}|{count}".encode()
-        return hashlib.sha256(seed).hexdigest()[:16]
+        return count, hashlib.sha256(seed).hexdigest()[:16]
 
     @staticmethod
     def _render(
@@ -1009,17 +1055,22 @@ class ScheduleDriver:
             raise ConfigError("copies must be at least 1")
         slot = _utc(slot)
         delivered_at = slot + timedelta(seconds=delay_seconds)
-        jobs = [
-            (self._render(spec, slot, 1, self._execution_id(spec, slot)), delivered_at)
-            for _ in range(copies)
-        ]
+        # Everything a copy needs is fixed here, before any copy is delivered, so racing
+        # copies get the same execution ids and run ids on every run.
+        jobs = []
+        for _ in range(copies):
+            count, execution_id = self._next_delivery(spec, slot)
+            run_id = None if self.run_ids is None else self.run_ids(slot, count)
+            jobs.append((self._render(spec, slot, 1, execution_id), delivered_at, run_id))
         max_age = spec.retry_policy.get("MaximumEventAgeInSeconds", 86400)
         if delay_seconds > max_age:
-            return [self._dead_letter(spec, slot, event, when) for event, when in jobs]
+            return [self._dead_letter(spec, slot, event, when) for event, when, _ in jobs]
 
-        def deliver(event: dict[str, Any], when: datetime) -> Delivery:
-            now = when if self.runner.simulates_time else None
-            result = self.runner.invoke_async(event, now=now)
+        def deliver(event: dict[str, Any], when: datetime, run_id: str | None) -> Delivery:
+            options: dict[str, Any] = {}
+            if self.runner.simulates_time:
+                options = {"now": when, "run_id": run_id}
+            result = self.runner.invoke_async(event, **options)
             return Delivery(slot, when, 1, event["execution_id"], event, result)
 
         if concurrent and copies > 1:
@@ -1033,7 +1084,7 @@ class ScheduleDriver:
             for thread in threads:
                 thread.join()
             return [r for r in results if r is not None]
-        return [deliver(event, when) for event, when in jobs]
+        return [deliver(*job) for job in jobs]
 
     def _dead_letter(
         self, spec: ScheduleSpec, slot: datetime, event: dict[str, Any], when: datetime

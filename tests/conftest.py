@@ -81,3 +81,114 @@ def raw_item(dynamodb):
         return dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
 
     return read
+
+
+# --- the end-to-end run (tests/test_end_to_end.py and tests/test_iam.py) -------------------
+
+E2E_PREFIX = "e2e"
+E2E_DAY = "2026-01-05T09:00:00Z"
+# The day's trouble, by slot (HH:MM): sequential and racing duplicates, a late delivery,
+# a failing run and a crash whose lease the next slot takes over.
+E2E_SEQUENTIAL = {"10:00": 2}
+E2E_RACING = {"11:00": 3}
+E2E_LATE = {"12:00": 59}
+E2E_DRILLS = {"14:00": "FAIL", "17:00": "CRASH"}
+
+
+@pytest.fixture(scope="session")
+def e2e_run(aws, tmp_path_factory):
+    """Deploy prefix 'e2e', fire 24 hourly slots through the schedule driver and the built
+    zip (recording every AWS call the handler makes), read back everything the tests check,
+    then tear down twice. Runs once per session: what it saw is kept in a namespace."""
+    import json
+    import time
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from jobcontroller import ManualClock, SequentialIds
+    from jobcontroller import deploy as d
+    from jobcontroller import localrun as lr
+    from jobcontroller.store import ControlStore
+
+    aws.reset()
+    started = time.monotonic()
+    target = d.connect(aws.session(), say=None)
+    names = d.Names(E2E_PREFIX)
+    deployment = d.deploy(target, names, clock=ManualClock("2026-01-05T08:55:00Z"))
+    store = ControlStore(names.table, client=target.client("dynamodb"))
+    iam = target.client("iam")
+
+    def role(name):
+        inline = {
+            p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+            for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+        }
+        return SimpleNamespace(
+            trust=iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"],
+            inline=inline,
+            attached=iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"],
+        )
+
+    def messages(queue):
+        sqs = target.client("sqs")
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in found]
+
+    work = tmp_path_factory.mktemp("e2e")
+    runner = lr.LocalLambdaRunner(
+        target,
+        names.function,
+        work_dir=work,
+        record_calls=True,
+        request_ids=SequentialIds("request-"),
+    )
+    driver = lr.ScheduleDriver(target, names, runner, run_ids=lr.slot_run_id)
+    first = ManualClock(E2E_DAY).now()
+    slots = driver.slots(first, first + timedelta(hours=24))
+    deliveries, after, invoke_seconds = {}, {}, 0.0
+    for slot in slots:
+        key = slot.strftime("%H:%M")
+        if key in E2E_DRILLS:
+            store.set_drill(names.job, E2E_DRILLS[key])
+        copies = E2E_SEQUENTIAL.get(key) or E2E_RACING.get(key) or 1
+        fired = time.monotonic()
+        deliveries[key] = driver.fire(
+            slot,
+            delay_seconds=E2E_LATE.get(key, 0),
+            copies=copies,
+            concurrent=key in E2E_RACING,
+        )
+        invoke_seconds += time.monotonic() - fired
+        after[key] = store.read(names.job)
+    runner.close()
+    invocations = [x.invocation for batch in deliveries.values() for x in batch]
+    run = SimpleNamespace(
+        target=target,
+        names=names,
+        deployment=deployment,
+        slots=slots,
+        deliveries=deliveries,
+        after=after,
+        final=store.read(names.job),
+        history=store.runs(names.job, limit=100),
+        ttl=target.client("dynamodb").describe_time_to_live(TableName=names.table)[
+            "TimeToLiveDescription"
+        ],
+        function_env=target.client("lambda").get_function_configuration(
+            FunctionName=names.function
+        )["Environment"]["Variables"],
+        failure_records=messages(names.failure_queue),
+        schedule_dlq=messages(names.schedule_dlq),
+        calls=[call for invocation in invocations for call in invocation.calls],
+        invocations=len(invocations),
+        function_role=role(names.function_role),
+        scheduler_role=role(names.scheduler_role),
+        present_before_teardown=d.leftovers(target, names.prefix),
+    )
+    run.teardown = d.teardown(target, names)
+    run.teardown_again = d.teardown(target, names)
+    run.leftovers = d.leftovers(target, names.prefix)
+    run.seconds = time.monotonic() - started
+    run.seconds_per_invocation = invoke_seconds / len(invocations)
+    return run

@@ -19,6 +19,7 @@ from jobcontroller import ManualClock
 from jobcontroller import deploy as d
 from jobcontroller import localrun as lr
 from jobcontroller.errors import ConfigError
+from jobcontroller.packaging import ZIP_NAME
 from jobcontroller.store import ControlStore
 
 PYTHON312 = Path("/root/.pyenv/versions/3.12.1/bin/python3")
@@ -241,6 +242,31 @@ def test_the_built_zip_runs_the_controller(stack, store):
     assert (state.run_count, state.last_run_ts, state.last_run_id) == (1, T0, "run-0001")
 
 
+def test_simulated_time_runs_on_and_sleeps_without_waiting(target, stack, store):
+    """In a replay the workload's 30 s pass on the child's clock at once, not in real time."""
+    names, runner = stack
+    d.ensure_function(
+        target,
+        names,
+        zip_path=runner.work_dir / "build" / ZIP_NAME,
+        settings=d.FunctionSettings(workload_seconds=30),
+    )
+    started = time.monotonic()
+    invocation = runner.invoke({"job": names.job}, now=T0, run_id="run-0001")
+    assert time.monotonic() - started < 10
+    assert invocation.result["outcome"] == "SUCCEEDED", invocation.log
+    (run,) = store.runs(names.job)
+    assert (run.started_at, run.finished_at) == (T0, T0 + timedelta(seconds=30))
+
+
+def test_now_for_a_handler_without_injection_points_is_refused(probe):
+    """Simulated time needs the handler module's `clock`; a function without it says so."""
+    invocation = probe.invoke({}, now=T0)
+    assert invocation.status == "error"
+    assert invocation.error["errorType"] == "LocalRunner.NoInjectionPoint"
+    assert "clock" in invocation.error["errorMessage"]
+
+
 def test_the_runner_records_every_aws_call_the_handler_makes(stack):
     """record_calls lists the handler's DynamoDB calls, each on the stack's table."""
     names, runner = stack
@@ -400,6 +426,16 @@ def test_concurrent_duplicates_race_and_one_wins(target, stack, store):
     outcomes = sorted(x.invocation.result["outcome"] for x in deliveries)
     assert outcomes == ["SKIPPED", "SUCCEEDED"]
     assert store.read(names.job).run_count == 1
+
+
+def test_driver_gives_fixed_run_ids_per_delivery(target, stack, store):
+    """With run_ids=slot_run_id every delivery's run id names its slot and its number."""
+    names, runner = stack
+    driver = lr.ScheduleDriver(target, names, runner, run_ids=lr.slot_run_id)
+    driver.fire(T0, copies=2)
+    (delivery,) = driver.fire(T0 + HOUR)
+    assert delivery.invocation.result["run_id"] == "run-0105T1000-1"
+    assert [r.run_id for r in store.runs(names.job)] == ["run-0105T1000-1", "run-0105T0900-1"]
 
 
 def test_a_late_delivery_runs_at_its_arrival_time(target, stack, store):
