@@ -22,6 +22,7 @@ from .errors import (
     RealAWSBlocked,
     RealAWSNotConfirmed,
     TableMissing,
+    TeardownIncomplete,
     UnknownJob,
     WorkloadCrash,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "Status",
     "SystemClock",
     "TableMissing",
+    "TeardownIncomplete",
     "Trigger",
     "UnknownJob",
     "WorkloadContext",

@@ -13,13 +13,11 @@ the two to the same settings, so change both together.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +30,7 @@ from botocore.exceptions import ClientError
 from .clock import Clock, SystemClock
 from .errors import ConfigError, JobControllerError, RealAWSNotConfirmed, TeardownIncomplete
 from .events import schedule_input
+from .local import is_loopback
 from .model import job_key
 from .packaging import HANDLER, build_zip, inspect_zip
 from .store import ControlStore
@@ -82,16 +81,6 @@ DEFAULT_SCHEDULE = "cron(0 * * * ? *)"
 # "<prefix>-" can never be the start of another participant's names (with hyphens allowed,
 # "ann-" would also match "ann-b-...") and listing by name prefix finds only our resources.
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
-
-
-def _loopback(url: str | None) -> bool:
-    host = urllib.parse.urlsplit(url or "").hostname
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
 
 
 # --- names and settings ------------------------------------------------------------------
@@ -298,7 +287,7 @@ def connect(
             "boto3 Session with region_name"
         )
     sts = session.client("sts", region_name=region)
-    embedded = _loopback(sts.meta.endpoint_url)
+    embedded = is_loopback(sts.meta.endpoint_url)
     if not embedded and env.get(REAL_AWS_ENV) != "1":
         raise RealAWSNotConfirmed(
             f"this would use real AWS (region {region}), and {REAL_AWS_ENV} is not set: "

@@ -93,6 +93,4 @@ def parse_event(event: Any, *, job: str) -> Trigger:
     if execution_id is not None and not isinstance(execution_id, str):
         raise BadEvent(f"'execution_id' must be a string, got {execution_id!r}")
 
-    return Trigger(
-        job=job, slot=slot, source=source, execution_id=execution_id, attempt=attempt
-    )
+    return Trigger(job=job, slot=slot, source=source, execution_id=execution_id, attempt=attempt)

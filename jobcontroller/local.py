@@ -32,7 +32,14 @@ import boto3
 
 from jobcontroller.errors import ConfigError, RealAWSBlocked
 
-__all__ = ["DEFAULT_REGION", "EmbeddedAWS", "RealAWSBlocked", "main", "start_embedded"]
+__all__ = [
+    "DEFAULT_REGION",
+    "EmbeddedAWS",
+    "RealAWSBlocked",
+    "is_loopback",
+    "main",
+    "start_embedded",
+]
 
 DEFAULT_REGION = "us-east-1"
 _DUMMY_SECRET = "testing"
@@ -105,7 +112,10 @@ def _build_server(port: int, *, threaded: bool) -> Any:
     return server
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(url_or_host: str | None) -> bool:
+    """True when a URL (or a bare host name) points at this machine's loopback interface."""
+    text = url_or_host or ""
+    host = urllib.parse.urlsplit(text).hostname if "://" in text else text
     if host == "localhost":
         return True
     try:
@@ -130,7 +140,7 @@ def _install_guard() -> None:
 
             def guarded_send(self: URLLib3Session, request: Any) -> Any:
                 host = urllib.parse.urlsplit(request.url).hostname
-                if not _is_loopback(host):
+                if not is_loopback(host):
                     raise RealAWSBlocked(
                         f"Blocked a request to {host}: the embedded backend is running, so "
                         "nothing may reach real AWS. Create the client without endpoint_url "
