@@ -61,11 +61,16 @@ def ensure_environment(extras: list[str]) -> Path:
 
 
 def course(args: list[str]) -> int:
-    """JupyterLab on notebooks/, with the embedded backend unless the user chose otherwise."""
+    """JupyterLab on notebooks/ (the notebooks default to the embedded backend)."""
     python = ensure_environment(EXTRAS["course"])
-    env = dict(os.environ)
-    env.setdefault("JOBCONTROLLER_BACKEND", "embedded")
-    return _run(python, "-m", "jupyterlab", f"--notebook-dir={ROOT / 'notebooks'}", *args, env=env)
+    # The notebooks start the embedded backend themselves; only JOBCONTROLLER_REAL_AWS=1
+    # (with a confirmed account id) points them at real AWS.
+    extra = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        # Containers and workshop VMs often run as root, where JupyterLab refuses to start.
+        print("Running as root: starting JupyterLab with --allow-root.", flush=True)
+        extra.append("--allow-root")
+    return _run(python, "-m", "jupyterlab", f"--notebook-dir={ROOT / 'notebooks'}", *extra, *args)
 
 
 def test(args: list[str]) -> int:
