@@ -357,7 +357,9 @@ class ControlStore:
         """Record a finished run and release the lock, fenced on this run still holding it.
 
         One transaction: the control item update (conditional on `run_id` still being ours)
-        and the run-history item, so history never disagrees with the counters.
+        and the run-history item, so history never disagrees with the counters. IAM
+        authorises each part as its own UpdateItem / PutItem; there is no separate action.
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
         """
         succeeded = record.outcome == "SUCCEEDED"
         expr = _Expr()
