@@ -8,6 +8,7 @@ decision is taken from anything kept between invocations (rule 7).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -138,4 +139,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     )
     remaining = None if context is None else context.get_remaining_time_in_millis()
     result = controller.invoke(trigger, load_workload(settings), remaining_ms=remaining)
-    return result.to_dict()
+    outcome = result.to_dict()
+    # One structured line per invocation for CloudWatch Logs (Lambda captures stdout). The
+    # table stays the source of truth; this is for reading a day's decisions at a glance.
+    print(json.dumps({"jobcontroller": outcome}, sort_keys=True), flush=True)
+    return outcome

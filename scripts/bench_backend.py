@@ -31,24 +31,15 @@ from typing import Any
 
 import boto3
 
+from jobcontroller.store import ControlStore
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = "job_control"
 KEY = {"PK": {"S": "JOB#hourly_processor"}, "SK": {"S": "STATE"}}
 
 
 def _create_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ControlStore(TABLE, client=client).create_table(wait=False)
 
 
 def _acquire(client: Any, version: int, run_id: str) -> bool:

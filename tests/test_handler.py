@@ -78,6 +78,13 @@ def test_handler_runs_a_scheduled_slot_once(handler_env, store):
     assert store.read(JOB).run_count == 1
 
 
+def test_handler_logs_one_json_line_per_invocation(handler_env, store, capsys):
+    """Each invocation prints one JSON line with its outcome, for CloudWatch Logs."""
+    returned = lambda_handler({}, LambdaContext())
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line) == {"jobcontroller": returned}
+
+
 def test_handler_loads_a_workload_by_module_path(handler_env, store):
     """JOB_WORKLOAD=module:function runs that function as the workload."""
     handler_env.setenv("JOB_WORKLOAD", "builtins:repr")  # any callable taking the context

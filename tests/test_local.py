@@ -24,6 +24,7 @@ from botocore.httpsession import URLLib3Session
 
 from jobcontroller.errors import ConfigError, JobControllerError
 from jobcontroller.local import EmbeddedAWS, RealAWSBlocked, start_embedded
+from jobcontroller.store import ControlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = "job_control"
@@ -44,18 +45,7 @@ TRUST = json.dumps(
 
 
 def _create_table(ddb) -> None:
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ControlStore(TABLE, client=ddb).create_table(wait=False)
 
 
 def _zip_with(source: str) -> bytes:
