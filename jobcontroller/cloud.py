@@ -530,7 +530,11 @@ class Lab:
             self.target.client("scheduler").get_schedule(
                 Name=self.names.schedule, GroupName=self.names.schedule_group
             )
-        except ClientError:
+        except ClientError as exc:
+            # Only "not there" means "not deployed"; anything else (no permission, throttling)
+            # is a real problem and must not send the notebook off to deploy again.
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
             return False
         return True
 
