@@ -17,7 +17,7 @@ from .clock import Clock, SystemClock, random_ids
 from .errors import ConfigError
 from .gate import decide, next_allowed_run_after
 from .model import Action, Decision, JobConfig, JobState, Reason, Trigger, format_ts
-from .store import Acquired, Committed, ControlStore, RunRecord, history_expiry
+from .store import Acquired, Committed, ControlStore, Fenced, RunRecord, history_expiry
 from .workload import Workload, WorkloadContext
 
 __all__ = ["InvocationResult", "JobController", "Outcome"]
@@ -173,7 +173,7 @@ class JobController:
         started: datetime,
         took_over_from: str | None,
         error: str | None,
-    ) -> Committed | Any:
+    ) -> Committed | Fenced:
         finished_at = self.clock.now()
         record = RunRecord(
             job=self.job,
@@ -209,7 +209,7 @@ class JobController:
         trigger: Trigger,
         run_id: str,
         took_over_from: str | None,
-        finished: Any,
+        finished: Committed | Fenced,
         *,
         error: str | None = None,
         result: Any = None,

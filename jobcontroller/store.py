@@ -8,7 +8,6 @@ caller ever compares error-code strings.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -531,17 +530,6 @@ class ControlStore:
         exactly the write the rest of this module exists to avoid.
         """
         self.client.put_item(TableName=self.table, Item=_to_ddb(state.to_item()))
-
-    def wait_for_item(self, job: str, *, timeout: float = 30.0, every: float = 1.0) -> JobState:
-        """Poll until the job's control item exists (for freshly deployed stacks)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.read(job)
-            except (ControlItemMissing, TableMissing):
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(every)
 
     # --- errors --------------------------------------------------------------------------
 

@@ -26,12 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from jobcontroller.store import ControlStore
+from jobcontroller.model import JobState
+from jobcontroller.store import Acquired, ControlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = "job_control"
@@ -43,24 +45,13 @@ def _create_table(client: Any) -> None:
 
 
 def _acquire(client: Any, version: int, run_id: str) -> bool:
-    try:
-        client.update_item(
-            TableName=TABLE,
-            Key=KEY,
-            UpdateExpression="SET #s = :running, version = :next, run_id = :run",
-            ConditionExpression="#s = :idle AND version = :v",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":running": {"S": "RUNNING"},
-                ":idle": {"S": "IDLE"},
-                ":v": {"N": str(version)},
-                ":next": {"N": str(version + 1)},
-                ":run": {"S": run_id},
-            },
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    """The lock's acquire, the store's one conditional UpdateItem; True if this caller won."""
+    now = datetime.now(UTC)
+    state = JobState.new("hourly_processor", version=version)
+    outcome = ControlStore(TABLE, client=client).acquire(
+        state, run_id=run_id, now=now, lease_until=now, slot=None
+    )
+    return isinstance(outcome, Acquired)
 
 
 def race(clients: list[Any], *, rounds: int, until_double: bool = False) -> list[tuple[int, int]]:

@@ -16,7 +16,9 @@ import time
 import urllib.parse
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -24,7 +26,8 @@ from botocore.httpsession import URLLib3Session
 
 from jobcontroller.errors import ConfigError, JobControllerError
 from jobcontroller.local import EmbeddedAWS, RealAWSBlocked, start_embedded
-from jobcontroller.store import ControlStore
+from jobcontroller.model import JobState
+from jobcontroller.store import Acquired, ControlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = "job_control"
@@ -231,26 +234,14 @@ def _switching_threads_constantly():
         sys.setswitchinterval(previous)
 
 
-def _acquire(client, version: int, run_id: str) -> bool:
-    """The lock's acquire: one conditional UpdateItem; True if this caller won."""
-    try:
-        client.update_item(
-            TableName=TABLE,
-            Key=KEY,
-            UpdateExpression="SET #s = :running, version = :next, run_id = :run",
-            ConditionExpression="#s = :idle AND version = :v",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":running": {"S": "RUNNING"},
-                ":idle": {"S": "IDLE"},
-                ":v": {"N": str(version)},
-                ":next": {"N": str(version + 1)},
-                ":run": {"S": run_id},
-            },
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+def _acquire(client: Any, version: int, run_id: str) -> bool:
+    """The lock's acquire, the store's one conditional UpdateItem; True if this caller won."""
+    now = datetime.now(UTC)
+    state = JobState.new("hourly_processor", version=version)
+    outcome = ControlStore(TABLE, client=client).acquire(
+        state, run_id=run_id, now=now, lease_until=now, slot=None
+    )
+    return isinstance(outcome, Acquired)
 
 
 def test_64_racing_threads_give_exactly_one_winner_in_every_round(fresh_aws):
