@@ -1,15 +1,18 @@
 """jobcontroller: decide whether a scheduled job runs, from state held in DynamoDB.
 
-The core (gate, store, controller, handler) is imported eagerly and is all the Lambda
-needs. Course and deployment helpers are imported on first use, so the handler's cold
-start does not pay for moto, ipywidgets or matplotlib.
+The package root is the Lambda and nothing else: exactly the modules the deployment zip
+holds. Everything else lives in subpackages, by job, and imports the root, never the other
+way round:
+
+- `jobcontroller.embedded`: AWS on this machine (moto served on loopback, its real-AWS guard);
+- `jobcontroller.ops`: packaging, deploy and teardown, the IAM policies, the local Lambda
+  runner and schedule driver, the command line;
+- `jobcontroller.course`: the notebooks' helpers (set-up, displays, races, exercises, labs).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
 
 from .clock import Clock, ManualClock, SequentialIds, SystemClock, random_ids
 from .controller import InvocationResult, JobController, Outcome
@@ -36,24 +39,6 @@ from .workload import PlaceholderFailure, WorkloadContext, WorkloadTimeout, plac
 # would print bare warnings (such as "fenced") wherever the package is used.
 # https://docs.python.org/3/howto/logging.html#configuring-logging-for-a-library
 logging.getLogger(__name__).addHandler(logging.NullHandler())
-
-# name -> module, imported on first access (PEP 562).
-_LAZY = {
-    "EmbeddedAWS": "local",
-    "start_embedded": "local",
-    # course helpers (notebooks 00-04)
-    "Course": "course",
-    "setup": "course",
-    "show_requests": "course",
-    "show_result": "course",
-    "show_runs": "course",
-    "show_state": "course",
-    "Dashboard": "dashboard",
-    "check_cooldown": "exercises",
-    "check_gate": "exercises",
-    "show_solution": "exercises",
-    "draw_race": "viz",
-}
 
 __all__ = [
     "Acquired",
@@ -96,11 +81,4 @@ __all__ = [
     "placeholder",
     "random_ids",
     "schedule_input",
-    *_LAZY,
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'jobcontroller' has no attribute {name!r}")

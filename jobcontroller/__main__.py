@@ -1,5 +1,5 @@
-"""`python -m jobcontroller`: the command line (see jobcontroller.cli)."""
+"""`python -m jobcontroller`: the command line (see jobcontroller.ops.cli)."""
 
-from jobcontroller.cli import main
+from jobcontroller.ops.cli import main
 
 raise SystemExit(main())

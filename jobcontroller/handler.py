@@ -110,7 +110,7 @@ def load_workload(settings: Settings) -> Workload:
 
 
 # Injection points, like the controller's own keyword arguments: in Lambda they stay as they
-# are; the local runner (jobcontroller.localrun) sets them in its child process to simulate
+# are; the local runner (jobcontroller.ops.runner) sets them in its child process to simulate
 # time and print fixed run ids. The zip's code is the same either way.
 clock: Clock = SystemClock()
 new_run_id: Callable[[], str] = random_ids

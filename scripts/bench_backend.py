@@ -132,7 +132,7 @@ def _in_process_mock() -> Iterator[Callable[[], Any]]:
 def _embedded(*, threaded: bool = True, lock: bool = True) -> Iterator[Callable[[], Any]]:
     if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
         sys.path.append(str(ROOT))
-    from jobcontroller import local
+    from jobcontroller.embedded import server as local
 
     saved_lock = local._ONE_AT_A_TIME
     if not lock:  # for the measurement only: what the lock buys

@@ -31,7 +31,7 @@ from jobcontroller import (
     WorkloadCrash,
     placeholder,
 )
-from jobcontroller.local import start_embedded
+from jobcontroller.embedded.server import start_embedded
 
 JOB = "hourly_processor"
 WRITES = {"UpdateItem", "PutItem", "TransactWriteItems", "DeleteItem"}
@@ -149,7 +149,7 @@ def main() -> None:
     print(f"  import jobcontroller.handler  {handler * 1000:7.1f} ms")
     print(f"  ratio                         {handler / bare:7.3f}x  (target <= 1.15x)")
     try:
-        from jobcontroller.packaging import build_zip
+        from jobcontroller.ops.packaging import build_zip
     except ImportError:
         return
     import tempfile

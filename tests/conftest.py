@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobcontroller.local import EmbeddedAWS, start_embedded
+from jobcontroller.embedded.server import EmbeddedAWS, start_embedded
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +106,8 @@ def e2e_run(aws, tmp_path_factory):
     from types import SimpleNamespace
 
     from jobcontroller import ManualClock, SequentialIds
-    from jobcontroller import deploy as d
-    from jobcontroller import localrun as lr
+    from jobcontroller.ops import deploy as d
+    from jobcontroller.ops import runner as lr
     from jobcontroller.store import ControlStore
 
     aws.reset()

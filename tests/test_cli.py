@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from jobcontroller import cli
-from jobcontroller import deploy as d
+from jobcontroller.ops import cli
+from jobcontroller.ops import deploy as d
 
 
 @pytest.fixture
@@ -147,8 +147,8 @@ def test_package_builds_the_zip(capsys, tmp_path):
 
 
 def test_embedded_delegates_to_the_embedded_backend(capsys, monkeypatch):
-    """`embedded` hands its options to jobcontroller.local.main and returns its status."""
-    from jobcontroller import local
+    """`embedded` hands its options to jobcontroller.embedded.server.main and returns its status."""
+    from jobcontroller.embedded import server as local
 
     seen = []
     monkeypatch.setattr(local, "main", lambda argv: seen.append(argv) or 0)

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobcontroller import cloud
-from jobcontroller import deploy as d
-from jobcontroller import localrun as lr
+from jobcontroller.course import lab as cloud
 from jobcontroller.errors import ConfigError
 from jobcontroller.model import Drill, Status
+from jobcontroller.ops import deploy as d
+from jobcontroller.ops import runner as lr
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from collections import Counter
 from datetime import timedelta
 
 from jobcontroller import ControlStore, JobConfig, JobController, SequentialIds, Trigger
-from jobcontroller.naive import naive_acquire
-from jobcontroller.race import race_processes, race_threads
+from jobcontroller.course.counterexamples import naive_acquire
+from jobcontroller.course.races import race_processes, race_threads
 
 JOB = "hourly_processor"
 ROUNDS = 20

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobcontroller import Reason, Status, TableMissing, WorkloadCrash
-from jobcontroller.course import SEED_FIELDS, STATE_FIELDS, Table, setup, show_costs
+from jobcontroller.course.core import SEED_FIELDS, STATE_FIELDS, Table, setup, show_costs
 
 JOB = "hourly_processor"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobcontroller import Drill, Status
-from jobcontroller.course import setup
+from jobcontroller.course.core import setup
 
 pytest.importorskip("ipywidgets")
 

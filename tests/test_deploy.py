@@ -12,9 +12,9 @@ import pytest
 from botocore.stub import Stubber
 
 from jobcontroller import ManualClock
-from jobcontroller import deploy as d
 from jobcontroller.errors import ConfigError, RealAWSNotConfirmed
-from jobcontroller.packaging import build_zip, inspect_zip
+from jobcontroller.ops import deploy as d
+from jobcontroller.ops.packaging import build_zip, inspect_zip
 from jobcontroller.store import TTL_ATTRIBUTE, ControlStore
 
 ACCOUNT = "123456789012"  # moto's

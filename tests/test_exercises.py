@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobcontroller import Action, Decision, JobConfig, Reason, Status, decide
-from jobcontroller.exercises import (
+from jobcontroller.course.exercises import (
     GATE_CASES,
     check_cooldown,
     check_gate,

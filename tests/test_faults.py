@@ -23,7 +23,7 @@ from jobcontroller import (
     WorkloadCrash,
     placeholder,
 )
-from jobcontroller.naive import naive_acquire
+from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.store import MAX_ATTEMPTS
 
 JOB = "hourly_processor"

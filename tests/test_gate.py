@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobcontroller import Action, JobConfig, JobState, Reason, Status, Trigger, decide
-from jobcontroller.naive import simulate_schedule
+from jobcontroller.course.counterexamples import simulate_schedule
 
 JOB = "hourly_processor"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

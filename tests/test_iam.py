@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobcontroller import localrun as lr
+from jobcontroller.ops import runner as lr
 
 # Granted but never called by the handler, each for a reason:
 NOT_CALLED_BY_THE_HANDLER = {

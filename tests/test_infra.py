@@ -13,8 +13,8 @@ from cfnlint.api import lint, lint_file
 from cfnlint.decode import cfn_yaml
 
 from jobcontroller import ManualClock
-from jobcontroller import deploy as d
-from jobcontroller.packaging import HANDLER, build_zip, inspect_zip
+from jobcontroller.ops import deploy as d
+from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
 from jobcontroller.store import TTL_ATTRIBUTE
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "template.yaml"

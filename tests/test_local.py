@@ -24,8 +24,8 @@ import boto3
 import pytest
 from botocore.httpsession import URLLib3Session
 
+from jobcontroller.embedded.server import EmbeddedAWS, RealAWSBlocked, start_embedded
 from jobcontroller.errors import ConfigError, JobControllerError
-from jobcontroller.local import EmbeddedAWS, RealAWSBlocked, start_embedded
 from jobcontroller.model import JobState
 from jobcontroller.store import Acquired, ControlStore
 
@@ -139,7 +139,7 @@ def test_stop_lifts_the_guard_in_a_process_with_one_backend():
     """In a fresh process, botocore's send is patched while the backend runs and restored after."""
     script = (
         "from botocore.httpsession import URLLib3Session\n"
-        "from jobcontroller.local import EmbeddedAWS\n"
+        "from jobcontroller.embedded.server import EmbeddedAWS\n"
         "original = URLLib3Session.send\n"
         "with EmbeddedAWS():\n"
         "    during = URLLib3Session.send is original\n"
@@ -189,9 +189,9 @@ def test_start_embedded_is_one_backend_per_process(aws):
 
 
 def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws):
-    """`python -m jobcontroller.local` prints export lines that work, and exits 0 on Ctrl-C."""
+    """`python -m jobcontroller.embedded` prints export lines that work, and exits 0 on Ctrl-C."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "jobcontroller.local", "--region", "eu-west-1"],
+        [sys.executable, "-m", "jobcontroller.embedded", "--region", "eu-west-1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -16,10 +16,10 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from jobcontroller import ManualClock
-from jobcontroller import deploy as d
-from jobcontroller import localrun as lr
 from jobcontroller.errors import ConfigError
-from jobcontroller.packaging import ZIP_NAME
+from jobcontroller.ops import deploy as d
+from jobcontroller.ops import runner as lr
+from jobcontroller.ops.packaging import ZIP_NAME
 from jobcontroller.store import ControlStore
 
 PYTHON312 = Path("/root/.pyenv/versions/3.12.1/bin/python3")

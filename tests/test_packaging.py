@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import jobcontroller
-from jobcontroller.localrun import runtime_site
-from jobcontroller.packaging import (
+from jobcontroller.ops.packaging import (
     HANDLER,
     LAMBDA_MODULES,
     ZIP_NAME,
@@ -24,6 +23,7 @@ from jobcontroller.packaging import (
     inspect_zip,
     project_imports,
 )
+from jobcontroller.ops.runner import runtime_site
 
 SOURCE = Path(jobcontroller.__file__).parent
 PYTHON312 = Path("/root/.pyenv/versions/3.12.1/bin/python3")
@@ -185,9 +185,9 @@ def test_zip_imports_under_the_lambda_runtimes_python(tmp_path: Path):
 
 
 def test_command_line_builds_the_zip(tmp_path: Path):
-    """`python -m jobcontroller.packaging --out-dir D` writes the zip and prints its size."""
+    """`python -m jobcontroller.ops.packaging --out-dir D` writes the zip and prints its size."""
     done = subprocess.run(
-        [sys.executable, "-m", "jobcontroller.packaging", "--out-dir", str(tmp_path)],
+        [sys.executable, "-m", "jobcontroller.ops.packaging", "--out-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

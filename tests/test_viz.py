@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobcontroller.course import setup
-from jobcontroller.viz import Timeline, draw_race
+from jobcontroller.course.core import setup
+from jobcontroller.course.timeline import Timeline, draw_race
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from .course import RaceReport
+from jobcontroller.course.core import RaceReport
 
 __all__ = ["Timeline", "draw_race"]
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from .clock import ManualClock, SequentialIds
-from .controller import InvocationResult, JobController, Outcome
-from .model import Drill, JobConfig, JobState, Trigger, format_ts, job_key
-from .store import Acquired, Committed, ControlStore, RunRecord, seed_card_lock
-from .workload import Workload, WorkloadContext, placeholder
+from jobcontroller.clock import ManualClock, SequentialIds
+from jobcontroller.controller import InvocationResult, JobController, Outcome
+from jobcontroller.model import Drill, JobConfig, JobState, Trigger, format_ts, job_key
+from jobcontroller.store import Acquired, Committed, ControlStore, RunRecord, seed_card_lock
+from jobcontroller.workload import Workload, WorkloadContext, placeholder
 
 __all__ = [
     "LOCK_FIELDS",
@@ -693,7 +693,7 @@ class Course:
 
     def dashboard(self, **options: Any) -> Any:
         """The live dashboard (ipywidgets) for this course's job."""
-        from .dashboard import Dashboard
+        from jobcontroller.course.dashboard import Dashboard
 
         return Dashboard(self, **options)
 
@@ -806,7 +806,7 @@ class Course:
         turns: _Turns,
         log: _Log,
     ) -> tuple[str, str | None]:
-        from .naive import naive_acquire
+        from jobcontroller.course.counterexamples import naive_acquire
 
         def between() -> None:
             # Every contender has read already (the barrier in _ForcedStore.read); now the
@@ -834,7 +834,7 @@ class Course:
         contenders: int,
     ) -> None:
         """Every contender that believes it holds the lock runs and commits, in order."""
-        from .naive import naive_release
+        from jobcontroller.course.counterexamples import naive_release
 
         for index, (outcome, _) in enumerate(outcomes):
             if outcome != "RAN":
@@ -857,7 +857,7 @@ class Course:
         Which contender wins, and whether a loser was stopped by the gate or by the
         conditional write, changes from run to run; so this reports only the counts.
         """
-        from .race import race_threads
+        from jobcontroller.course.races import race_threads
 
         first = self.slot_now()
         before = self.state().run_count
@@ -885,7 +885,7 @@ class Course:
 
     def race_processes(self, *, processes: int = 4, rounds: int = 3) -> Table:
         """Separate OS processes (each its own boto3 client) fire the same slots together."""
-        from .race import race_processes
+        from jobcontroller.course.races import race_processes
 
         first = self.slot_now()
         before = self.state().run_count
@@ -918,7 +918,7 @@ class Course:
         No lease and no condition on the writes. With `crash=True` the process dies after
         taking the lock, as a Lambda killed by its timeout would.
         """
-        from .naive import naive_acquire, naive_release
+        from jobcontroller.course.counterexamples import naive_acquire, naive_release
 
         now = self.clock.now()
         run_id = self.ids()
@@ -956,7 +956,7 @@ class Course:
         delays: Sequence[float] | None = None,
     ) -> Table:
         """A simulated day of hourly slots under both cooldown rules, side by side."""
-        from .naive import simulate_schedule
+        from jobcontroller.course.counterexamples import simulate_schedule
 
         first = self.slot_now()
         slots = [first + self.config.interval * h for h in range(hours)]
@@ -1044,7 +1044,7 @@ def setup(
         store = ControlStore(table)
         backend, aws = "real AWS", None
     else:
-        from .local import start_embedded
+        from jobcontroller.embedded.server import start_embedded
 
         aws = start_embedded()
         store = ControlStore(table, client=aws.client("dynamodb"))

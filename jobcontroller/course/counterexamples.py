@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from .gate import decide, next_allowed_run_after
-from .model import Action, Decision, JobConfig, JobState, Status, Trigger
+from jobcontroller.gate import decide, next_allowed_run_after
+from jobcontroller.model import Action, Decision, JobConfig, JobState, Status, Trigger
 
 __all__ = ["ScheduleStep", "naive_acquire", "naive_release", "simulate_schedule"]
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .course import _duration
-from .errors import JobControllerError, WorkloadCrash
-from .model import Drill, format_ts
-from .store import RunRecord
+from jobcontroller.course.core import _duration
+from jobcontroller.errors import JobControllerError, WorkloadCrash
+from jobcontroller.model import Drill, format_ts
+from jobcontroller.store import RunRecord
 
 __all__ = ["Dashboard"]
 

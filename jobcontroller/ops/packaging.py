@@ -79,7 +79,7 @@ class ZipReport:
 
 
 def _source_dir() -> Path:
-    return Path(__file__).resolve().parent
+    return Path(__file__).resolve().parent.parent  # the package root: the Lambda modules
 
 
 def _module_name(path: Path) -> str:
@@ -111,9 +111,9 @@ def _imports_of(path: Path) -> set[str]:
                 visit(child)
             return
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module is None:  # from . import x, y
+            if node.level == 1 and node.module is None:  # from jobcontroller import x, y
                 found.update(alias.name for alias in node.names)
-            elif node.level == 1:  # from .x import y
+            elif node.level == 1:  # from jobcontroller.x import y
                 found.add(node.module.split(".")[0])
             elif node.level == 0 and node.module and node.module.split(".")[0] == PACKAGE:
                 parts = node.module.split(".")
@@ -225,11 +225,11 @@ def inspect_zip(path: str | os.PathLike[str]) -> ZipReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobcontroller.packaging --out-dir build`: build the zip, say where, how big."""
+    """`python -m jobcontroller.ops.packaging --out-dir build`: build the zip, say where."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m jobcontroller.packaging", description="Build the Lambda deployment zip."
+        prog="python -m jobcontroller.ops.packaging", description="Build the Lambda deployment zip."
     )
     parser.add_argument("--out-dir", default="build", help="where to write it (default: build)")
     args = parser.parse_args(argv)

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .deploy import Names, Target
-from .errors import ConfigError
-from .model import JobState
-from .packaging import build_zip
+from jobcontroller.errors import ConfigError
+from jobcontroller.model import JobState
+from jobcontroller.ops.deploy import Names, Target
+from jobcontroller.ops.packaging import build_zip
 
 __all__ = [
     "AsyncResult",
@@ -1134,8 +1134,8 @@ def wait_for_state(
     fires when it fires). `progress(elapsed_seconds, state)` is called after each read, so a
     notebook can show a progress bar. TimeoutError names what was awaited and the last state.
     """
-    from .errors import ControlItemMissing, TableMissing
-    from .store import ControlStore
+    from jobcontroller.errors import ControlItemMissing, TableMissing
+    from jobcontroller.store import ControlStore
 
     store = ControlStore(names.table, client=target.client("dynamodb"))
     started = monotonic()

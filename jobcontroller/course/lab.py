@@ -7,8 +7,8 @@ opt-in), and returns a `Lab`. Every display is built from what the AWS APIs repo
 never from what the deploy module meant to create, and leaves out request ids and creation
 dates, so stored notebook outputs match on every run of the embedded backend.
 
-The deploying itself is `jobcontroller.deploy` (the notebooks call its steps one by one);
-running the function and firing the schedule is `jobcontroller.localrun`. Course tooling
+The deploying itself is `jobcontroller.ops.deploy` (the notebooks call its steps one by one);
+running the function and firing the schedule is `jobcontroller.ops.runner`. Course tooling
 only: the Lambda never imports this module.
 """
 
@@ -24,11 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from . import deploy as _deploy
-from .clock import Clock, ManualClock, SequentialIds, SystemClock
-from .course import SEED_FIELDS, Table, show_state
-from .errors import ConfigError
-from .localrun import (
+from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
+from jobcontroller.course.core import SEED_FIELDS, Table, show_state
+from jobcontroller.errors import ConfigError
+from jobcontroller.model import Drill, JobState, Status, format_ts
+from jobcontroller.ops import deploy as _deploy
+from jobcontroller.ops.packaging import build_zip, inspect_zip
+from jobcontroller.ops.runner import (
     FunctionRunner,
     Invocation,
     LocalLambdaRunner,
@@ -37,9 +39,7 @@ from .localrun import (
     slot_run_id,
     wait_for_state,
 )
-from .model import Drill, JobState, Status, format_ts
-from .packaging import build_zip, inspect_zip
-from .store import TTL_ATTRIBUTE, ControlStore, RunRecord
+from jobcontroller.store import TTL_ATTRIBUTE, ControlStore, RunRecord
 
 __all__ = [
     "COURSE_DAY",
@@ -877,9 +877,9 @@ class Lab:
     def dashboard(self, *, at: datetime | None = None) -> Any:
         """The course dashboard (notebook 04's), pointed at the deployed table, its clock at
         `at` (default: the lab's clock)."""
-        from .course import Course
-        from .dashboard import Dashboard
-        from .model import JobConfig
+        from jobcontroller.course.core import Course
+        from jobcontroller.course.dashboard import Dashboard
+        from jobcontroller.model import JobConfig
 
         now = at or self.clock.now()
         course = Course(
@@ -949,7 +949,7 @@ def start(
     if os.environ.get(_deploy.REAL_AWS_ENV) == "1":
         target = _deploy.connect(confirm=confirm, say=say)
     else:
-        from .local import start_embedded
+        from jobcontroller.embedded.server import start_embedded
 
         target = _deploy.connect(start_embedded().session(), say=None)
     lab = Lab(target, _deploy.Names(prefix, job))

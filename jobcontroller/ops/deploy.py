@@ -27,13 +27,18 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from .clock import Clock, SystemClock
-from .errors import ConfigError, JobControllerError, RealAWSNotConfirmed, TeardownIncomplete
-from .events import schedule_input
-from .local import is_loopback
-from .model import job_key
-from .packaging import HANDLER, build_zip, inspect_zip
-from .store import ControlStore
+from jobcontroller.clock import Clock, SystemClock
+from jobcontroller.embedded.server import is_loopback
+from jobcontroller.errors import (
+    ConfigError,
+    JobControllerError,
+    RealAWSNotConfirmed,
+    TeardownIncomplete,
+)
+from jobcontroller.events import schedule_input
+from jobcontroller.model import job_key
+from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
+from jobcontroller.store import ControlStore
 
 __all__ = [
     "DEFAULT_JOB",
@@ -292,7 +297,7 @@ def connect(
         raise RealAWSNotConfirmed(
             f"this would use real AWS (region {region}), and {REAL_AWS_ENV} is not set: "
             f"export {REAL_AWS_ENV}=1 to opt in, or start the embedded backend "
-            "(jobcontroller.local.start_embedded()) to stay on this machine"
+            "(jobcontroller.embedded.server.start_embedded()) to stay on this machine"
         )
     identity = sts.get_caller_identity()
     account = identity["Account"]

@@ -17,8 +17,17 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .gate import decide
-from .model import Action, Decision, JobConfig, JobState, Reason, Status, Trigger, format_ts
+from jobcontroller.gate import decide
+from jobcontroller.model import (
+    Action,
+    Decision,
+    JobConfig,
+    JobState,
+    Reason,
+    Status,
+    Trigger,
+    format_ts,
+)
 
 __all__ = [
     "COOLDOWN_WORKLOAD_SECONDS",
@@ -256,7 +265,7 @@ GATE_CASES: tuple[GateCase, ...] = (
 
 def gate_cases_table(gate: Callable[..., Any] = decide, *, config: JobConfig | None = None) -> Any:
     """Every reference case with what `gate` decides for it (the package's gate by default)."""
-    from .course import Table
+    from jobcontroller.course.core import Table
 
     config = config or JobConfig()
     rows = []

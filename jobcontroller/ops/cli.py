@@ -122,8 +122,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
 
 def _names(parser: argparse.ArgumentParser, prefixes: Sequence[str], job: str | None) -> list:
-    from .deploy import DEFAULT_JOB, Names
-    from .errors import ConfigError
+    from jobcontroller.errors import ConfigError
+    from jobcontroller.ops.deploy import DEFAULT_JOB, Names
 
     result = []
     for prefix in prefixes:
@@ -163,17 +163,17 @@ def _each(names: list, action: Callable[[Any], None], out: Callable[[str], None]
 def _expected(exc: BaseException) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .errors import JobControllerError
+    from jobcontroller.errors import JobControllerError
 
     return isinstance(exc, JobControllerError | BotoCoreError | ClientError)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from . import deploy as d
+    from jobcontroller.ops import deploy as d
 
     out = print
     if args.command == "embedded":
-        from . import local
+        from jobcontroller.embedded import server as local
 
         argv = []
         if args.region:
@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             argv += ["--port", str(args.port)]
         return local.main(argv)
     if args.command == "package":
-        from .packaging import build_zip, inspect_zip
+        from jobcontroller.ops.packaging import build_zip, inspect_zip
 
         report = inspect_zip(build_zip(out_dir=args.out_dir))
         out(f"{report.path}: {report.size_bytes} bytes, sha256 {report.sha256}")
@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         return _each(names, teardown_one, out)
 
-    from .store import ControlStore
+    from jobcontroller.store import ControlStore
 
     (n,) = names
     store = ControlStore(n.table, client=target.client("dynamodb"))
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         out(f"{n.prefix}: job {n.job} {'paused' if state.paused else 'resumed'}")
         return 0
     if args.command == "trigger":
-        from .localrun import runner_for
+        from jobcontroller.ops.runner import runner_for
 
         runner = runner_for(target, n)
         invocation = runner.invoke({"job": n.job})

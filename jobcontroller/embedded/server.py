@@ -331,8 +331,10 @@ def start_embedded(*, region: str | None = None) -> EmbeddedAWS:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobcontroller.local`: serve until Ctrl-C, printing the variables to export."""
-    parser = argparse.ArgumentParser(prog="python -m jobcontroller.local", description=main.__doc__)
+    """`python -m jobcontroller.embedded`: serve until Ctrl-C, printing the exports."""
+    parser = argparse.ArgumentParser(
+        prog="python -m jobcontroller.embedded", description=main.__doc__
+    )
     parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose (default)")
     args = parser.parse_args(argv)

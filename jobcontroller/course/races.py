@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import ManualClock, SequentialIds
-from .controller import InvocationResult, JobController
-from .model import JobConfig, Trigger, format_ts
-from .store import ControlStore
-from .workload import placeholder
+from jobcontroller.clock import ManualClock, SequentialIds
+from jobcontroller.controller import InvocationResult, JobController
+from jobcontroller.model import JobConfig, Trigger, format_ts
+from jobcontroller.store import ControlStore
+from jobcontroller.workload import placeholder
 
 __all__ = ["Contender", "race_processes", "race_threads"]
 
