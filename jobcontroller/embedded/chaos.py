@@ -237,7 +237,7 @@ class _FaultyClient:
                 if throttled >= MAX_ATTEMPTS:
                     raise ClientError(
                         {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
-                        name,
+                        "".join(part.title() for part in name.split("_")),
                     )
             if name in _WRITES and sim.rng.random() < rates.conflict:
                 sim.report.faults["transaction conflict"] += 1
