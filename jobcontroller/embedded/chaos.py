@@ -82,7 +82,13 @@ class Report:
     checks: Counter[str] = field(default_factory=Counter)
     violations: list[Violation] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    stories: dict[int, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def rows(self) -> list[tuple[str, int, int]]:
+        """(invariant, times checked, violations), in the checker's order."""
+        found = Counter(v.invariant for v in self.violations)
+        return [(name, self.checks[name], found[name]) for name in INVARIANTS]
 
     @property
     def slots_per_second(self) -> float:
@@ -102,6 +108,7 @@ class Report:
                 f"VIOLATION {v.invariant} at slot {v.slot}: {v.detail} "
                 f"(replay: --design {self.design} --seed {self.seed} --slots {v.slot + 1})"
             )
+            lines.extend("    " + line for line in self.stories.get(v.slot, []))
         if len(self.violations) > 5:
             lines.append(f"... and {len(self.violations) - 5} more violations")
         if self.seconds:
@@ -294,6 +301,22 @@ class _Invocation:
     slot: int
     trigger: Trigger
     task: _Task
+    at: datetime
+    skew: float
+    faults: frozenset[str]
+
+    def story(self) -> str:
+        faults = ", ".join(sorted(self.faults)) or "none"
+        head = (
+            f"{self.at:%m-%d %H:%M:%S} delivery attempt {self.trigger.attempt} "
+            f"(clock {self.skew:+.0f} s, faults: {faults}) -> "
+        )
+        if self.task.error is not None:
+            return head + f"raised {type(self.task.error).__name__}"
+        result: InvocationResult = self.task.result
+        reason = f" {result.reason}" if result.reason is not None else ""
+        run = f" as {result.run_id}" if result.run_id else ""
+        return head + f"{result.outcome}{reason}{run}"
 
 
 class _Simulation:
@@ -321,6 +344,7 @@ class _Simulation:
         self.work: list[_WorkRecord] = []
         self.invocations: list[_Invocation] = []
         self.paused_slots: set[int] = set()
+        self.watch: set[int] = set()
 
     def slot_time(self, index: int) -> datetime:
         return START + index * self.config.interval
@@ -343,7 +367,7 @@ class _Simulation:
                 raise
 
         holder["task"] = self.scheduler.spawn(at, f"slot {index}", body)
-        self.invocations.append(_Invocation(index, trigger, holder["task"]))
+        self.invocations.append(_Invocation(index, trigger, holder["task"], at, skew, plan))
 
     def _draw_run_faults(self) -> frozenset[str]:
         drawn = set()
@@ -433,6 +457,19 @@ class _Simulation:
         self._check_cooldown()
         if self.design.keeps_history:
             self._check_counters()
+        for slot in sorted({v.slot for v in report.violations} | self.watch)[:20]:
+            report.stories[slot] = self._story(slot)
+
+    def _story(self, slot: int) -> list[str]:
+        """What happened to one slot: each delivery, and each workload that ran for it."""
+        lines = [inv.story() for inv in self.invocations if inv.slot == slot]
+        for record in self.work:
+            if record.slot == slot:
+                lines.append(
+                    f"{record.start:%m-%d %H:%M:%S} {record.run_id} worked until "
+                    f"{record.end:%H:%M:%S}"
+                )
+        return sorted(lines)
 
     def _successes(self) -> Counter[int]:
         return Counter(
@@ -743,6 +780,7 @@ def simulate(
     client: Any | None = None,
     rates: FaultRates | None = None,
     config: JobConfig | None = None,
+    watch: tuple[int, ...] = (),
 ) -> Report:
     """Run `slots` hourly slots through `design` (default: the package's controller).
 
@@ -765,6 +803,7 @@ def simulate(
         rates=rates or FaultRates(),
         config=config or JobConfig(),
     )
+    sim.watch.update(watch)
     virtual.append(sim)
     started = time.perf_counter()
     report = sim.run()
