@@ -454,13 +454,15 @@ class MemoryDynamoDB:
                 items = items[keys.index(marker) + 1 :] if marker in keys else []
             limit = params.get("Limit")
             page, rest = (items[:limit], items[limit:]) if limit else (items, [])
+            response: dict[str, Any] = {}
+            if rest:
+                last = page[-1]
+                response["LastEvaluatedKey"] = {k: copy.deepcopy(last[k]) for k in table["keys"]}
             projection = params.get("ProjectionExpression")
             if projection:
                 wanted = [ctx.name(p.strip()) for p in projection.split(",")]
                 page = [{k: v for k, v in i.items() if k in wanted} for i in page]
-            response: dict[str, Any] = {"Items": copy.deepcopy(page), "Count": len(page)}
-            if rest:
-                response["LastEvaluatedKey"] = {k: page[-1][k] for k in table["keys"]}
+            response.update(Items=copy.deepcopy(page), Count=len(page))
             return response
 
     def transact_write_items(self, *, TransactItems: list[dict[str, Any]], **params: Any):
