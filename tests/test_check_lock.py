@@ -170,6 +170,16 @@ def test_unusable_answers_are_reported_not_crashed_on(check, fn, headline):
     assert headline in report.headline
 
 
+def test_the_revealed_solution_pasted_into_notebook_02_passes(check, capsys):
+    """show_solution('lock') prints code that runs with 02's imports and passes the checker."""
+    from jobcontroller.course.exercises import show_solution
+
+    show_solution("lock")
+    scope = {"ClientError": ClientError}
+    exec(capsys.readouterr().out, scope)  # what a learner pasting it into the cell would run
+    assert check(scope["my_acquire"]).ok
+
+
 def test_the_checker_never_runs_in_an_aws_account(check, monkeypatch):
     """With the real-AWS opt-in set, the checker refuses before sending anything."""
     monkeypatch.setenv("JOBCONTROLLER_REAL_AWS", "1")

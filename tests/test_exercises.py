@@ -246,18 +246,42 @@ def test_show_solution_prints_the_source(capsys):
     """show_solution('gate') prints the solution's source code."""
     show_solution("gate")
     out = capsys.readouterr().out
-    assert out.startswith("def solution_gate(")
+    assert out.startswith("def my_gate(state, trigger, now, config):")
     assert "Reason.SLOT_DONE" in out
 
 
 @pytest.mark.parametrize(
     ("name", "starts"),
-    [("gate-1", "def solution_gate_stage1("), ("lock", "def solution_acquire(")],
+    [
+        ("gate-1", "def my_gate(state, trigger, now, config):"),
+        ("lock", "def my_acquire(dynamodb, table, key, version, run_id, now):"),
+    ],
 )
 def test_show_solution_prints_the_notebook_02_solutions(capsys, name, starts):
     """The stage-1 gate and the lock are revealed on request, by name."""
     show_solution(name)
     assert capsys.readouterr().out.startswith(starts)
+
+
+@pytest.mark.parametrize(
+    ("name", "check", "namespace"),
+    [
+        ("gate-1", lambda fn: check_gate(fn, stage=1), {}),
+        ("gate", check_gate, {}),
+        ("cooldown", check_cooldown, {}),
+    ],
+)
+def test_a_revealed_solution_pasted_into_a_notebook_passes_its_check(
+    capsys, name, check, namespace
+):
+    """The printed solution runs with only the notebook's imports (no annotations to resolve)."""
+    import jobcontroller
+
+    show_solution(name)
+    scope = {n: getattr(jobcontroller, n) for n in ("Action", "Decision", "Reason", "Status")}
+    exec(capsys.readouterr().out, scope)  # what a learner pasting it into the cell would run
+    learner_fn = next(v for k, v in scope.items() if k.startswith("my_"))
+    assert check(learner_fn).passed
 
 
 def test_show_solution_can_stay_hidden(capsys):

@@ -16,6 +16,7 @@ The notebooks never import a solution: a learner reveals one on request.
 
 from __future__ import annotations
 
+import ast
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -318,23 +319,40 @@ def solution_cooldown(
     return (slot if slot is not None else arrived) + config.interval
 
 
-def _solutions() -> dict[str, Callable[..., Any]]:
+def _solutions() -> dict[str, tuple[Callable[..., Any], str]]:
+    """Each exercise's reference solution, and the name the notebook's exercise cell uses."""
     # The lock's solution lives with its checker; imported only when a learner asks.
     from jobcontroller.course.check_lock import solution_acquire
 
     return {
-        "gate-1": solution_gate_stage1,
-        "gate": solution_gate,
-        "cooldown": solution_cooldown,
-        "lock": solution_acquire,
+        "gate-1": (solution_gate_stage1, "my_gate"),
+        "gate": (solution_gate, "my_gate"),
+        "cooldown": (solution_cooldown, "my_next_allowed"),
+        "lock": (solution_acquire, "my_acquire"),
     }
+
+
+def _pasteable(fn: Callable[..., Any], name: str) -> str:
+    """`fn`'s source as the exercise cell would hold it: the learner's name, no annotations.
+
+    A notebook evaluates annotations when it runs a `def`, and it has not imported the
+    package's types, so the typed header would fail there with a NameError.
+    """
+    source = inspect.getsource(fn)
+    function = ast.parse(source).body[0]
+    assert isinstance(function, ast.FunctionDef)
+    arguments = function.args
+    names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
+    body = source.splitlines()[function.body[0].lineno - 1 :]
+    return "\n".join([f"def {name}({', '.join(names)}):", *body])
 
 
 def show_solution(name: str, *, reveal: bool = True) -> None:
     """Print a reference solution: 'gate-1' and 'lock' (02), 'gate' and 'cooldown' (04).
 
-    With `reveal=False` it only says how to reveal it, so a notebook can carry the cell
-    without giving the answer away.
+    It is printed as the exercise cell would hold it (the learner's function name, no type
+    annotations), so it can be pasted there and checked. With `reveal=False` it only says
+    how to reveal it, so a notebook can carry the cell without giving the answer away.
     """
     solutions = _solutions()
     if name not in solutions:
@@ -345,4 +363,4 @@ def show_solution(name: str, *, reveal: bool = True) -> None:
             "reveal=True in this cell and run it again to see it."
         )
         return
-    print(inspect.getsource(solutions[name]))
+    print(_pasteable(*solutions[name]))
