@@ -70,7 +70,30 @@ def course(args: list[str]) -> int:
         # Containers and workshop VMs often run as root, where JupyterLab refuses to start.
         print("Running as root: starting JupyterLab with --allow-root.", flush=True)
         extra.append("--allow-root")
+    _no_news_popup()
+    # news_url=None: nothing is fetched from jupyterlab.github.io (traitlets reads "None" as None).
+    extra.append("--LabApp.news_url=None")
     return _run(python, "-m", "jupyterlab", f"--notebook-dir={ROOT / 'notebooks'}", *extra, *args)
+
+
+def _no_news_popup() -> None:
+    """Answer JupyterLab's "Would you like to get notified about official Jupyter news?" toast.
+
+    The toast shows while the notification setting fetchNews is "none" (ask), whatever
+    news_url says, and covers a corner of every page. An overrides.json in the environment's
+    app settings directory sets the default to "false"; a learner can still turn it on in
+    Settings > Notifications. https://jupyterlab.readthedocs.io/en/stable/user/directories.html
+    """
+    overrides = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    try:
+        settings = json.loads(overrides.read_text())
+    except (OSError, ValueError):
+        settings = {}
+    plugin = settings.setdefault("@jupyterlab/apputils-extension:notification", {})
+    if plugin.get("fetchNews") != "false":
+        plugin["fetchNews"] = "false"
+        overrides.parent.mkdir(parents=True, exist_ok=True)
+        overrides.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def test(args: list[str]) -> int:

@@ -34,12 +34,32 @@ def test_setup_without_fresh_keeps_the_job(course):
     assert again.state().run_count == 1
 
 
-def test_setup_create_false_drops_the_embedded_table(course):
-    """setup(create=False) starts 01 from no table, so creating it shows the same output."""
-    bare = setup(create=False)
+def test_setup_create_false_keeps_an_existing_table_and_job(course):
+    """setup(create=False) only connects: the table, the job and its history stay."""
+    course.at("09:00:05")
+    course.invoke("09:00")
+    again = setup(create=False)
+    assert again.state().run_count == 1
+    assert again.create() == (False, False)
+
+
+def test_setup_drop_table_starts_01_from_no_table(course):
+    """setup(create=False, drop_table=True) leaves no table, so 01 creates it the same each run."""
+    bare = setup(create=False, drop_table=True)
     with pytest.raises(TableMissing):
         bare.state()
     assert bare.create() == (True, True)
+
+
+def test_setup_never_drops_a_table_on_real_aws(course, monkeypatch):
+    """With the real-AWS opt-in, drop_table sends no DeleteTable (a real table is never deleted)."""
+    from jobcontroller.course import core
+
+    deleted = []
+    monkeypatch.setenv(core.REAL_AWS_VARIABLE, "1")
+    monkeypatch.setattr(core.ControlStore, "delete_table", lambda self: deleted.append(self))
+    core.setup(create=False, drop_table=True)
+    assert deleted == []
 
 
 def test_reset_rewinds_state_clock_and_ids(course):

@@ -11,9 +11,11 @@ from jobcontroller.course.exercises import (
     GATE_CASES,
     check_cooldown,
     check_gate,
+    gate_cases,
     show_solution,
     solution_cooldown,
     solution_gate,
+    solution_gate_stage1,
 )
 
 CONFIG = JobConfig()
@@ -99,6 +101,14 @@ def _no_slack(state, trigger, now, config):
     return decision
 
 
+def _arrival_not_slot(state, trigger, now, config):
+    # the mistake: the cooldown compares when the trigger arrived, not the slot it stands for
+    decision = solution_gate(state, trigger, now, config=config)
+    if decision.reason is Reason.COOLDOWN and now >= state.next_allowed_run - config.cooldown_slack:
+        return Decision(Action.RUN)
+    return decision
+
+
 def _raises(state, trigger, now, config):
     return state.lease_expires_at > now  # TypeError on an IDLE item (no lease)
 
@@ -121,6 +131,7 @@ def _returns_text(state, trigger, now, config):
             "SKIP (COOLDOWN)",
         ),
         (_no_slack, "a manual trigger 30 s before next_allowed_run", "SKIP (COOLDOWN)"),
+        (_arrival_not_slot, "the same slot delivered late, inside the cooldown", "said RUN"),
         (_raises, "a fresh job, first slot", "raised TypeError"),
         (_returns_text, "a fresh job, first slot", "return a Decision"),
     ],
@@ -136,10 +147,51 @@ def test_check_gate_explains_the_first_wrong_answer(gate, first_wrong, says):
     assert any(line.startswith("  why:") for line in report.explanation)
 
 
+def test_stage_one_holds_only_status_and_cooldown_cases():
+    """Stage 1 asks about status and cooldown only: no pause, no expired lease, no done slot."""
+    stage1 = gate_cases(1)
+    assert 0 < len(stage1) < len(gate_cases(2)) == len(GATE_CASES)
+    for case in stage1:
+        assert not case.state.paused
+        slot, last = case.trigger.slot, case.state.last_slot
+        assert slot is None or last is None or slot > last
+        assert (case.action, case.reason) != (Action.TAKEOVER, None)
+    assert {c.reason for c in stage1} == {None, Reason.RUNNING, Reason.COOLDOWN}
+
+
+def test_check_gate_stage_one_accepts_the_stage_one_solution_and_the_package_gate():
+    """The design card's two checks (with the slack) pass stage 1, and so does the full gate."""
+    assert check_gate(solution_gate_stage1, stage=1).passed
+    assert check_gate(decide, stage=1).passed
+    assert check_gate(solution_gate, stage=1).passed
+
+
+def test_the_stage_one_solution_is_not_enough_for_stage_two():
+    """Stage 2 adds what stage 1 leaves out: the first thing it misses is the pause."""
+    report = check_gate(solution_gate_stage1, stage=2)
+    assert not report.passed
+    assert '"a paused job"' in report.explanation[0]
+
+
+def test_check_gate_stage_one_explains_the_missing_slack():
+    """The design card's literal gate (no slack) fails stage 1 at the trigger 30 s early."""
+    report = check_gate(_seed_gate, stage=1)
+    assert not report.passed
+    assert report.total == len(gate_cases(1))
+    assert '"a manual trigger 30 s before next_allowed_run"' in report.explanation[0]
+    assert report.text().startswith("gate, stage 1:")
+
+
+def test_check_gate_refuses_an_unknown_stage():
+    """A stage other than 1 or 2 is a clear error."""
+    with pytest.raises(ValueError, match="stage must be 1"):
+        check_gate(solution_gate, stage=3)
+
+
 def test_check_cooldown_accepts_the_solution():
-    """The slot-anchored rule runs all 24 slots and refuses the early manual trigger."""
+    """The slot-anchored rule runs all 24 slots and a manual trigger, and refuses two early ones."""
     report = check_cooldown(solution_cooldown)
-    assert (report.right, report.total) == (25, 25)
+    assert (report.right, report.total) == (27, 27)
 
 
 @pytest.mark.parametrize(
@@ -148,15 +200,22 @@ def test_check_cooldown_accepts_the_solution():
         (lambda slot, arrived, finished, config: finished + config.interval, 3, "was skipped"),
         (lambda slot, arrived, finished, config: arrived + config.interval, 8, "was skipped"),
         (lambda slot, arrived, finished, config: slot or arrived, 2, "was allowed to run"),
+        (
+            lambda slot, arrived, finished, config: slot + config.interval if slot else arrived,
+            27,
+            "was allowed to run",
+        ),
+        (lambda slot, arrived, finished, config: slot + config.interval, 26, "raised TypeError"),
     ],
-    ids=["from-completion", "from-arrival", "no-cooldown"],
+    ids=["from-completion", "from-arrival", "no-cooldown", "manual-no-cooldown", "manual-none"],
 )
 def test_check_cooldown_explains_wrong_anchors(rule, first_case, verdict):
-    """Anchoring on completion or arrival skips a slot; no cooldown lets an extra run through."""
+    """Anchoring on completion or arrival skips a slot; no cooldown, or none after a manual run
+    (slot None), lets an extra run through; ignoring the None slot raises and is reported."""
     report = check_cooldown(rule)
     assert not report.passed
-    assert report.explanation[0].startswith(f"First wrong answer: case {first_case} of 25")
-    assert verdict in report.explanation[0]
+    assert report.explanation[0].startswith(f"First wrong answer: case {first_case} of 27")
+    assert verdict in "\n".join(report.explanation)
 
 
 @pytest.mark.parametrize(
@@ -187,8 +246,42 @@ def test_show_solution_prints_the_source(capsys):
     """show_solution('gate') prints the solution's source code."""
     show_solution("gate")
     out = capsys.readouterr().out
-    assert out.startswith("def solution_gate(")
+    assert out.startswith("def my_gate(state, trigger, now, config):")
     assert "Reason.SLOT_DONE" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "starts"),
+    [
+        ("gate-1", "def my_gate(state, trigger, now, config):"),
+        ("lock", "def my_acquire(dynamodb, table, key, version, run_id, now):"),
+    ],
+)
+def test_show_solution_prints_the_notebook_02_solutions(capsys, name, starts):
+    """The stage-1 gate and the lock are revealed on request, by name."""
+    show_solution(name)
+    assert capsys.readouterr().out.startswith(starts)
+
+
+@pytest.mark.parametrize(
+    ("name", "check", "namespace"),
+    [
+        ("gate-1", lambda fn: check_gate(fn, stage=1), {}),
+        ("gate", check_gate, {}),
+        ("cooldown", check_cooldown, {}),
+    ],
+)
+def test_a_revealed_solution_pasted_into_a_notebook_passes_its_check(
+    capsys, name, check, namespace
+):
+    """The printed solution runs with only the notebook's imports (no annotations to resolve)."""
+    import jobcontroller
+
+    show_solution(name)
+    scope = {n: getattr(jobcontroller, n) for n in ("Action", "Decision", "Reason", "Status")}
+    exec(capsys.readouterr().out, scope)  # what a learner pasting it into the cell would run
+    learner_fn = next(v for k, v in scope.items() if k.startswith("my_"))
+    assert check(learner_fn).passed
 
 
 def test_show_solution_can_stay_hidden(capsys):
@@ -202,4 +295,4 @@ def test_show_solution_can_stay_hidden(capsys):
 def test_show_solution_refuses_unknown_names():
     """An unknown exercise name says which names exist."""
     with pytest.raises(KeyError, match="cooldown"):
-        show_solution("lock")
+        show_solution("locks")

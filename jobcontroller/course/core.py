@@ -1030,12 +1030,15 @@ def setup(
     config: JobConfig | None = None,
     create: bool = True,
     fresh: bool = True,
+    drop_table: bool = False,
     workload_seconds: float = 1.0,
 ) -> Course:
     """Connect, make sure the table and job exist, and return the notebook's `Course`.
 
-    - `create=False` only connects; on the embedded backend it also drops the table if it
-      exists, so a notebook that creates the table shows the same output every time.
+    - `create=False` only connects: it creates nothing and deletes nothing.
+    - `drop_table=True` first deletes the table on the embedded backend, so a notebook that
+      creates the table itself (01) starts from nothing on every run. It never deletes a
+      table in an AWS account: there it is ignored.
     - `fresh=True` (the default) resets the job to IDLE and rewinds the clock and ids.
 
     The embedded backend is used unless the environment sets JOBCONTROLLER_REAL_AWS=1.
@@ -1059,9 +1062,9 @@ def setup(
         aws=aws,
         workload_seconds=workload_seconds,
     )
+    if drop_table and aws is not None:
+        store.delete_table()
     if not create:
-        if aws is not None and fresh:
-            store.delete_table()
         return course
     course.create()
     if fresh:

@@ -1,22 +1,29 @@
 """The course's exercises: reference cases, checkers that explain, solutions on demand.
 
-- Notebook 02: write the gate. `check_gate(fn)` runs `fn(state, trigger, now, config=...)`
-  over `GATE_CASES` and explains the first case it gets wrong.
-- Notebook 04: choose the cooldown anchor. `check_cooldown(fn)` replays a day of hourly
-  slots (and an extra manual trigger) with `fn(slot, arrived, finished, config)` as the
-  rule for `next_allowed_run`, and explains the first trigger it handles wrongly.
+- The gate, in two stages. `check_gate(fn, stage=1)` (notebook 02) runs
+  `fn(state, trigger, now, config=...)` over the status and cooldown cases only;
+  `check_gate(fn, stage=2)` (notebook 04) over every case in `GATE_CASES`, adding pause,
+  lease, takeover, once-per-slot and slot-versus-arrival. Each explains the first case it
+  gets wrong.
+- The cooldown anchor (notebook 04). `check_cooldown(fn)` replays a day of hourly slots and
+  three manual triggers with `fn(slot, arrived, finished, config)` as the rule for
+  `next_allowed_run`, and explains the first trigger it handles wrongly.
+- The lock (notebook 02) is checked by `jobcontroller.course.check_lock`.
 
-`show_solution("gate")` / `show_solution("cooldown")` print a reference solution.
+`show_solution(name)` prints a reference solution ("gate-1", "gate", "cooldown", "lock").
+The notebooks never import a solution: a learner reveals one on request.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from jobcontroller.course.gate_cases import GATE_CASES, GateCase, gate_cases
 from jobcontroller.gate import decide
 from jobcontroller.model import (
     Action,
@@ -36,14 +43,17 @@ __all__ = [
     "GateCase",
     "check_cooldown",
     "check_gate",
+    "gate_cases",
     "gate_cases_table",
     "show_solution",
     "solution_cooldown",
     "solution_gate",
+    "solution_gate_stage1",
 ]
 
 _JOB = "hourly_processor"
 _DAY = datetime.fromisoformat("2026-01-05T00:00:00+00:00")
+_MANUAL = Trigger(_JOB, source="manual")
 
 
 def _t(hhmmss: str) -> datetime:
@@ -53,226 +63,22 @@ def _t(hhmmss: str) -> datetime:
     return _DAY + timedelta(hours=hour, minutes=minute, seconds=second)
 
 
-def _state(**changes: Any) -> JobState:
-    return JobState.new(_JOB, **changes)
-
-
-def _running(
-    run_id: str, lease_until: str, run_slot: str | None = None, **changes: Any
-) -> JobState:
-    return _state(
-        status=Status.RUNNING,
-        run_id=run_id,
-        lease_expires_at=_t(lease_until),
-        run_slot=None if run_slot is None else _t(run_slot),
-        **changes,
-    )
-
-
-def _slot(hhmm: str) -> Trigger:
-    return Trigger(_JOB, slot=_t(hhmm), source="scheduler")
-
-
-_MANUAL = Trigger(_JOB, source="manual")
-
-
 # --- exercise 1: the gate --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GateCase:
-    """One reference case: a state, a trigger arriving at `now`, and the right answer."""
-
-    name: str
-    state: JobState
-    trigger: Trigger
-    now: datetime
-    action: Action
-    reason: Reason | None
-    why: str
-
-    def describe(self) -> list[str]:
-        """The case in words: only the fields that differ from a fresh IDLE item."""
-        fresh = JobState.new(self.state.job)
-        changed = []
-        for f in fields(JobState):
-            if f.name in ("job", "extra"):
-                continue
-            value = getattr(self.state, f.name)
-            if value != getattr(fresh, f.name):
-                shown = format_ts(value) if isinstance(value, datetime) else value
-                shown = getattr(shown, "value", shown)
-                changed.append(f"{f.name}={shown}")
-        if self.trigger.slot is None:
-            trigger = "manual trigger (no slot)"
-        else:
-            trigger = f"Scheduler delivery of slot {format_ts(self.trigger.slot)}"
-        return [
-            f"  state:    {', '.join(changed) or 'a fresh IDLE item (nothing has run yet)'}",
-            f"  trigger:  {trigger}, arriving at {format_ts(self.now)}",
-        ]
-
-
-def _expect(decision: tuple[Action, Reason | None]) -> dict[str, Any]:
-    return {"action": decision[0], "reason": decision[1]}
-
-
-RUN = (Action.RUN, None)
-TAKEOVER = (Action.TAKEOVER, None)
-
-
-def _skip(reason: Reason) -> tuple[Action, Reason]:
-    return (Action.SKIP, reason)
-
-
-_AFTER_NINE = {"last_slot": _t("09:00"), "next_allowed_run": _t("10:00")}
-
-GATE_CASES: tuple[GateCase, ...] = (
-    GateCase(
-        "a fresh job, first slot",
-        _state(),
-        _slot("09:00"),
-        _t("09:00:05"),
-        **_expect(RUN),
-        why="Nothing stops it: idle, not paused, no slot has run, no cooldown set yet.",
-    ),
-    GateCase(
-        "a paused job",
-        _state(paused=True),
-        _slot("09:00"),
-        _t("09:00:05"),
-        **_expect(_skip(Reason.PAUSED)),
-        why="An operator paused the job: nothing runs until it is resumed, whatever else "
-        "the item says.",
-    ),
-    GateCase(
-        "paused while a run holds the lock",
-        _running("run-0007", "09:15:05", "09:00", paused=True),
-        _slot("09:00"),
-        _t("09:05"),
-        **_expect(_skip(Reason.PAUSED)),
-        why="Pause is checked first: it is the operator's word, and the answer needs no "
-        "other field.",
-    ),
-    GateCase(
-        "another run holds a live lease",
-        _running("run-0007", "09:15:05", "09:00"),
-        _slot("09:00"),
-        _t("09:00:30"),
-        **_expect(_skip(Reason.RUNNING)),
-        why="run-0007 holds the lock and its lease runs until 09:15:05: exit at once, "
-        "write nothing.",
-    ),
-    GateCase(
-        "a live lease, and a new slot arrives",
-        _running("run-0007", "10:10:00", "09:00", last_slot=_t("08:00")),
-        _slot("10:00"),
-        _t("10:00:05"),
-        **_expect(_skip(Reason.RUNNING)),
-        why="While a lease is live the lock is held, whichever slot asks.",
-    ),
-    GateCase(
-        "the holder's lease has expired",
-        _running("run-0007", "09:15:05", "09:00", last_slot=_t("08:00")),
-        _slot("10:00"),
-        _t("10:00:05"),
-        **_expect(TAKEOVER),
-        why="status is still RUNNING but the lease ended at 09:15:05: the holder is presumed "
-        "dead. Take the lock over (and record it) instead of waiting forever.",
-    ),
-    GateCase(
-        "the same slot delivered again",
-        _state(**_AFTER_NINE),
-        _slot("09:00"),
-        _t("09:05"),
-        **_expect(_skip(Reason.SLOT_DONE)),
-        why="The scheduled time is the idempotency key: slot 09:00 already ran successfully. "
-        "SLOT_DONE is checked before COOLDOWN because it says more.",
-    ),
-    GateCase(
-        "an older slot arrives late",
-        _state(last_slot=_t("10:00"), next_allowed_run=_t("11:00")),
-        _slot("09:00"),
-        _t("10:20"),
-        **_expect(_skip(Reason.SLOT_DONE)),
-        why="A slot that is not after the last successful slot is done too: compare with <=, "
-        "not ==.",
-    ),
-    GateCase(
-        "an expired lease, but this slot already succeeded",
-        _running("run-0009", "10:20:00", None, last_slot=_t("10:00"), next_allowed_run=_t("11:00")),
-        _slot("10:00"),
-        _t("10:30"),
-        **_expect(_skip(Reason.SLOT_DONE)),
-        why="An expired lease is only taken over by a trigger that may run anyway, and slot "
-        "10:00 has already run.",
-    ),
-    GateCase(
-        "the next slot, delivered late after a slow run",
-        _state(**_AFTER_NINE, last_run_ts=_t("09:00:05"), last_success_ts=_t("09:01:30")),
-        _slot("10:00"),
-        _t("10:00:20"),
-        **_expect(RUN),
-        why="Use next_allowed_run (10:00, one interval after the 09:00 *slot*) and compare the "
-        "slot with it. When the previous run finished (09:01:30) or when this trigger arrived "
-        "must not push the schedule back.",
-    ),
-    GateCase(
-        "a manual trigger half-way through the hour",
-        _state(**_AFTER_NINE),
-        _MANUAL,
-        _t("09:30"),
-        **_expect(_skip(Reason.COOLDOWN)),
-        why="A manual trigger has no slot, so its arrival time (09:30) is compared with "
-        "next_allowed_run (10:00): still cooling down.",
-    ),
-    GateCase(
-        "a manual trigger 30 s before next_allowed_run",
-        _state(**_AFTER_NINE),
-        _MANUAL,
-        _t("09:59:30"),
-        **_expect(RUN),
-        why="The cooldown slack (60 s by default) lets a trigger that is a little early run: "
-        "09:59:30 is not before 10:00 minus 60 s.",
-    ),
-    GateCase(
-        "a manual trigger 61 s before next_allowed_run",
-        _state(**_AFTER_NINE),
-        _MANUAL,
-        _t("09:58:59"),
-        **_expect(_skip(Reason.COOLDOWN)),
-        why="09:58:59 is before 10:00 minus the 60 s slack: too early.",
-    ),
-    GateCase(
-        "an expired lease and a manual trigger during the cooldown",
-        _running("run-0009", "09:20:00", None, **_AFTER_NINE),
-        _MANUAL,
-        _t("09:40"),
-        **_expect(_skip(Reason.COOLDOWN)),
-        why="An expired lease does not skip the cooldown: only a trigger allowed to run may "
-        "take over.",
-    ),
-    GateCase(
-        "an expired lease and a manual trigger after the cooldown",
-        _running("run-0009", "09:20:00", None, **_AFTER_NINE),
-        _MANUAL,
-        _t("10:30"),
-        **_expect(TAKEOVER),
-        why="The cooldown is over and run-0009's lease ended at 09:20: take over.",
-    ),
-)
-
-
-def gate_cases_table(gate: Callable[..., Any] = decide, *, config: JobConfig | None = None) -> Any:
-    """Every reference case with what `gate` decides for it (the package's gate by default)."""
+def gate_cases_table(
+    gate: Callable[..., Any] = decide, *, stage: int = 2, config: JobConfig | None = None
+) -> Any:
+    """A stage's reference cases, each with what `gate` decides (the package's gate by default)."""
     from jobcontroller.course.core import Table
 
     config = config or JobConfig()
     rows = []
-    for number, case in enumerate(GATE_CASES, start=1):
+    for number, case in enumerate(gate_cases(stage), start=1):
         got = gate(case.state, case.trigger, case.now, config=config)
         rows.append((str(number), case.name, _shown(got)))
-    return Table(("#", "case", "decision"), tuple(rows), "the gate on the reference cases")
+    title = "the gate on the reference cases" + (" of stage 1" if stage == 1 else "")
+    return Table(("#", "case", "decision"), tuple(rows), title)
 
 
 @dataclass(frozen=True)
@@ -311,13 +117,19 @@ def _shown(decision: Any) -> str:
     return decision.action.value
 
 
-def check_gate(fn: Callable[..., Any], *, config: JobConfig | None = None) -> CheckReport:
-    """Run `fn(state, trigger, now, config=...)` on every reference case; explain the first miss."""
+def check_gate(
+    fn: Callable[..., Any], *, stage: int = 2, config: JobConfig | None = None
+) -> CheckReport:
+    """Run `fn(state, trigger, now, config=...)` on a stage's cases; explain the first miss.
+
+    Stage 1 (notebook 02): status and cooldown. Stage 2 (notebook 04): every case.
+    """
     config = config or JobConfig()
+    cases = gate_cases(stage)
     right = 0
     first: tuple[str, ...] = ()
-    total = len(GATE_CASES)
-    for number, case in enumerate(GATE_CASES, start=1):
+    total = len(cases)
+    for number, case in enumerate(cases, start=1):
         expected = Decision(case.action, case.reason)
         try:
             got = fn(case.state, case.trigger, case.now, config=config)
@@ -347,7 +159,22 @@ def check_gate(fn: Callable[..., Any], *, config: JobConfig | None = None) -> Ch
                 f"  but:      {problem}",
                 f"  why:      {case.why}",
             )
-    return CheckReport("gate", right, total, first)
+    return CheckReport("gate" if stage == 2 else "gate, stage 1", right, total, first)
+
+
+def solution_gate_stage1(
+    state: JobState, trigger: Trigger, now: datetime, *, config: JobConfig
+) -> Decision:
+    """One answer to the gate's stage 1 (notebook 02): the design card's two checks."""
+    # Somebody holds the lock: exit at once, write nothing.
+    if state.status is Status.RUNNING:
+        return Decision(Action.SKIP, Reason.RUNNING)
+
+    # Cooling down: too early, less a small slack for a trigger that is a little early.
+    earliest = state.next_allowed_run
+    if earliest is not None and now < earliest - config.cooldown_slack:
+        return Decision(Action.SKIP, Reason.COOLDOWN)
+    return Decision(Action.RUN)
 
 
 def solution_gate(
@@ -399,22 +226,33 @@ def _cooldown_day() -> list[tuple[Trigger, datetime]]:
 def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = None) -> CheckReport:
     """Replay triggers with `fn(slot, arrived, finished, config)` as the rule for next_allowed_run.
 
-    Case 1: a manual trigger 20 minutes after the 09:00 run must be refused (COOLDOWN).
-    Cases 2-25: each of a day's 24 hourly deliveries must run (deliveries land 0-59 s
-    late, one of them 150 s late; every run takes 90 s).
+    Case 1: the 09:00 slot runs. Case 2: a manual trigger 20 minutes later must be refused
+    (COOLDOWN). Cases 3-25: the rest of a day's 24 hourly deliveries must run (deliveries land
+    0-59 s late, one of them 150 s late; every run takes 90 s). Case 26: a manual trigger
+    after the last slot's cooldown runs, so the rule is called with `slot=None`. Case 27: a
+    second manual trigger 15 minutes after it must be refused.
     """
     config = config or JobConfig()
     work = timedelta(seconds=COOLDOWN_WORKLOAD_SECONDS)
     deliveries = _cooldown_day()
-    extra = (_MANUAL, _t("09:20"))
-    plan = [(deliveries[0], "run"), (extra, "refuse"), *((d, "run") for d in deliveries[1:])]
+    last_slot = deliveries[-1][0].slot
+    assert last_slot is not None
+    manual_run = last_slot + timedelta(minutes=90)
+    plan = [
+        (deliveries[0], "run"),
+        ((_MANUAL, _t("09:20")), "refuse"),
+        *((d, "run") for d in deliveries[1:]),
+        ((_MANUAL, manual_run), "run"),
+        ((_MANUAL, manual_run + timedelta(minutes=15)), "refuse"),
+    ]
     state = JobState.new(_JOB)
+    set_by = "-"
     right, total = 0, len(plan)
     first: tuple[str, ...] = ()
     for number, ((trigger, arrived), wanted) in enumerate(plan, start=1):
         what = "a manual trigger" if trigger.slot is None else f"slot {format_ts(trigger.slot)}"
         where = f"case {number} of {total}, {what} arriving at {format_ts(arrived)}"
-        previous = state
+        previous, previous_set_by = state, set_by
         decision = decide(state, trigger, arrived, config=config)
         if decision.runs:
             problem = None
@@ -433,7 +271,7 @@ def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = No
                     f"First wrong answer: {where}",
                     f"  {problem}",
                     "  (it is called as fn(slot, arrived, finished, config); slot is None for "
-                    "a manual trigger)",
+                    "a manual trigger, so use the arrival time instead)",
                 )
                 continue
             state = replace(
@@ -442,6 +280,7 @@ def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = No
                 next_allowed_run=nxt,
                 run_count=state.run_count + 1,
             )
+            set_by = f"{what}, which ran at {format_ts(arrived)}"
         if decision.runs == (wanted == "run"):
             right += 1
             continue
@@ -449,7 +288,7 @@ def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = No
             continue
         rule = (
             f"  next_allowed_run was {format_ts(previous.next_allowed_run)}, set by your rule "
-            f"after the run for slot {format_ts(previous.last_slot)}."
+            f"after {previous_set_by}."
         )
         if wanted == "run":
             reason = decision.reason.value if decision.reason else "-"
@@ -464,8 +303,9 @@ def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = No
             first = (
                 f"First wrong answer: {where}, was allowed to run.",
                 rule,
-                "  why: the job runs at most once an hour; a trigger 20 minutes after the last "
-                "run must wait for the cooldown.",
+                "  why: the job runs at most once an hour, however it is triggered; a manual "
+                "trigger soon after a run must wait for the cooldown. A manual run has no "
+                "slot: count the interval from its arrival.",
             )
     return CheckReport("cooldown", right, total, first)
 
@@ -479,21 +319,48 @@ def solution_cooldown(
     return (slot if slot is not None else arrived) + config.interval
 
 
-_SOLUTIONS = {"gate": solution_gate, "cooldown": solution_cooldown}
+def _solutions() -> dict[str, tuple[Callable[..., Any], str]]:
+    """Each exercise's reference solution, and the name the notebook's exercise cell uses."""
+    # The lock's solution lives with its checker; imported only when a learner asks.
+    from jobcontroller.course.check_lock import solution_acquire
+
+    return {
+        "gate-1": (solution_gate_stage1, "my_gate"),
+        "gate": (solution_gate, "my_gate"),
+        "cooldown": (solution_cooldown, "my_next_allowed"),
+        "lock": (solution_acquire, "my_acquire"),
+    }
+
+
+def _pasteable(fn: Callable[..., Any], name: str) -> str:
+    """`fn`'s source as the exercise cell would hold it: the learner's name, no annotations.
+
+    A notebook evaluates annotations when it runs a `def`, and it has not imported the
+    package's types, so the typed header would fail there with a NameError.
+    """
+    source = inspect.getsource(fn)
+    function = ast.parse(source).body[0]
+    assert isinstance(function, ast.FunctionDef)
+    arguments = function.args
+    names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
+    body = source.splitlines()[function.body[0].lineno - 1 :]
+    return "\n".join([f"def {name}({', '.join(names)}):", *body])
 
 
 def show_solution(name: str, *, reveal: bool = True) -> None:
-    """Print a reference solution: 'gate' (notebook 02) or 'cooldown' (notebook 04).
+    """Print a reference solution: 'gate-1' and 'lock' (02), 'gate' and 'cooldown' (04).
 
-    With `reveal=False` it only says how to reveal it, so a notebook can carry the cell
-    without giving the answer away.
+    It is printed as the exercise cell would hold it (the learner's function name, no type
+    annotations), so it can be pasted there and checked. With `reveal=False` it only says
+    how to reveal it, so a notebook can carry the cell without giving the answer away.
     """
-    if name not in _SOLUTIONS:
-        raise KeyError(f"no exercise {name!r}: choose one of {sorted(_SOLUTIONS)}")
+    solutions = _solutions()
+    if name not in solutions:
+        raise KeyError(f"no exercise {name!r}: choose one of {sorted(solutions)}")
     if not reveal:
         print(
             f"The solution to the {name!r} exercise is hidden. Change reveal=False to "
             "reveal=True in this cell and run it again to see it."
         )
         return
-    print(inspect.getsource(_SOLUTIONS[name]))
+    print(_pasteable(*solutions[name]))
