@@ -397,7 +397,8 @@ class _ForcedStore:
         return outcome
 
     def write_unconditionally(self, state: JobState) -> None:
-        self._log.add(1 + self._index, "wrote", "wrote RUNNING, no condition")
+        text = f"wrote RUNNING v{state.version}, no condition"
+        self._log.add(1 + self._index, "wrote", text)
         self._store.write_unconditionally(state)
 
     def __getattr__(self, name: str) -> Any:
@@ -848,8 +849,9 @@ class Course:
             )
             self.workload()(ctx)
             logs[index].add(contenders + 1, "work", "runs the workload")
-            naive_release(self.store, self.job, now=self.clock.now())
-            logs[index].add(contenders + 2, "committed", "wrote IDLE, run_count+1, no condition")
+            done = naive_release(self.store, self.job, now=self.clock.now())
+            text = f"wrote IDLE v{done.version}, run_count+1, no condition"
+            logs[index].add(contenders + 2, "committed", text)
 
     def race_rounds(self, *, rounds: int = 10, contenders: int = 8) -> Table:
         """Free-running threads (no forced order), one slot per round: runs per round.
