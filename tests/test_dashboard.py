@@ -189,3 +189,28 @@ def test_fresh_dashboard_has_its_own_job_and_clock(course):
     assert dash.course.clock.now().isoformat() == "2026-01-05T09:00:05+00:00"
     again = fresh_dashboard(course)
     assert again.course.state().status is Status.IDLE
+
+
+def test_notebook_04_walk_through_works_on_a_fresh_dashboard(course):
+    """The presses notebook 04 suggests give crash, RUNNING, takeover, FAILED, then PAUSED."""
+    from jobcontroller.course.dashboard import fresh_dashboard
+
+    course.at("12:00")  # cells run before the dashboard must not matter
+    dash = fresh_dashboard(course)
+    said = []
+    for press in ("crash", "trigger", "trigger", "15m", "trigger", "fail", "1h", "trigger"):
+        if press == "trigger":
+            dash.trigger_button.click()
+            said.append(dash.message)
+        elif press in ("15m", "1h"):
+            dash.step.value = 900 if press == "15m" else 3600
+            dash.advance_button.click()
+        else:
+            (dash.crash_button if press == "crash" else dash.fail_button).click()
+    assert "crashed" in said[0]
+    assert said[1].endswith("SKIPPED RUNNING")
+    assert "took over from run-0001" in said[2]
+    assert "FAILED (run-0003)" in said[3]
+    dash.pause_button.click()
+    dash.trigger_button.click()
+    assert dash.message.endswith("SKIPPED PAUSED")

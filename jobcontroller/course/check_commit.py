@@ -38,7 +38,7 @@ from jobcontroller.store import ControlStore, RunRecord, _to_ddb
 __all__ = ["CHECK_JOB", "CommitReport", "check_commit", "show_commit_solution", "solution_commit"]
 
 CHECK_JOB = "commit_check"
-_OLD, _NEW = "run-old-0901", "run-new-1000"
+_OLD, _NEW = "run-old", "run-new"
 _T_OLD = parse_ts("2026-01-05T09:00:05Z")
 _T_NEW = parse_ts("2026-01-05T10:00:05Z")
 _LEASE = timedelta(minutes=15)

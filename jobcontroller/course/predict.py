@@ -58,6 +58,8 @@ def judge(
     """
     if predicted is None:
         return Verdict(None, actual, None, why)
+    if isinstance(actual, int) and isinstance(predicted, str) and predicted.strip().isdigit():
+        predicted = int(predicted)  # "8" and 8 are the same answer
     if choices is not None and _normal(predicted) not in [_normal(c) for c in choices]:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"my_prediction is {predicted!r}: choose one of {options}")
