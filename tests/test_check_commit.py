@@ -137,6 +137,11 @@ def test_the_checker_leaves_the_notebook_job_alone(store):
             "status is a reserved word",
         ),
         (read_then_write, "case 2 of 4", "you read the item and decided in Python"),
+        (
+            commit(condition="#s = :running AND run_id = :you"),
+            "case 1 of 4",
+            "your function caught that error and carried on",
+        ),
     ],
     ids=[
         "no-condition",
@@ -150,6 +155,7 @@ def test_the_checker_leaves_the_notebook_job_alone(store):
         "repeat-counted",
         "reserved-word",
         "read-then-write",
+        "swallows-errors",
     ],
 )
 def test_a_wrong_commit_is_explained(store, attempt, case, says):

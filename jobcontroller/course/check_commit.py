@@ -25,7 +25,7 @@ import copy
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,6 +79,13 @@ class _Attempt:
     returned: Any = None
     raised: BaseException | None = None
     sent: list[tuple[str, dict[str, Any]]] | None = None
+    # Errors DynamoDB answered with, even those the function caught: (code, message).
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def rejected(self) -> tuple[str, str] | None:
+        """The first error that was not a refused condition (a malformed request), if any."""
+        refusals = ("TransactionCanceledException", "ConditionalCheckFailedException")
+        return next((e for e in self.errors if e[0] not in refusals), None)
 
     def updates(self) -> list[dict[str, Any]]:
         """The control-item updates sent, alone or inside a transaction."""
@@ -108,30 +115,55 @@ class _Attempt:
 
 
 @contextmanager
-def _capture(client: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Record every DynamoDB request `client` sends inside the block, as botocore built it."""
-    sent: list[tuple[str, dict[str, Any]]] = []
+def _capture(client: Any, attempt: _Attempt) -> Iterator[None]:
+    """Record every request `client` sends inside the block (as botocore built it), and
+    every error DynamoDB answers with, whether or not the caller catches it."""
+    attempt.sent = []
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        sent.append((model.name, copy.deepcopy(params)))
+        assert attempt.sent is not None
+        attempt.sent.append((model.name, copy.deepcopy(params)))
+
+    def answered(parsed: Any = None, **_: Any) -> None:
+        error = (parsed or {}).get("Error") or {}
+        if error.get("Code"):
+            attempt.errors.append((error["Code"], error.get("Message", "")))
 
     client.meta.events.register("provide-client-params.dynamodb", record)
+    client.meta.events.register("after-call.dynamodb", answered)
     try:
-        yield sent
+        yield
     finally:
         client.meta.events.unregister("provide-client-params.dynamodb", record)
+        client.meta.events.unregister("after-call.dynamodb", answered)
 
 
 def _call(fn: Callable[..., Any], store: ControlStore, run_id: str, record: RunRecord) -> _Attempt:
     attempt = _Attempt()
     key = _to_ddb(job_key(CHECK_JOB))
-    with _capture(store.client) as sent:
+    with _capture(store.client, attempt):
         try:
             attempt.returned = fn(store.client, store.table, key, run_id, _to_ddb(record.to_item()))
         except Exception as exc:
             attempt.raised = exc
-    attempt.sent = sent
     return attempt
+
+
+def _rejected(attempt: _Attempt) -> tuple[str, ...]:
+    """Lines explaining a malformed request that the function caught, or nothing."""
+    rejected = attempt.rejected()
+    if rejected is None or attempt.raised is not None:
+        return ()
+    code, message = rejected
+    hint = ""
+    if "reserved keyword" in message:
+        hint = " (status is a reserved word: write #s and map it in ExpressionAttributeNames)"
+    return (
+        f"  DynamoDB rejected your request: {code}: {message}{hint}",
+        "  your function caught that error and carried on: return False only for a refused "
+        "condition (TransactionCanceledException with ConditionalCheckFailed) and re-raise "
+        "anything else, so a mistake shows its message.",
+    )
 
 
 # --- the scenario ----------------------------------------------------------------------------
@@ -251,6 +283,8 @@ def _late_commit(store: ControlStore, fn: Callable[..., Any]) -> tuple[str, ...]
         )
     if attempt.raised is not None:
         return ("First wrong answer: case 1 of 4, the late commit.", *_raised(attempt, False))
+    if _rejected(attempt):
+        return ("First wrong answer: case 1 of 4, the late commit.", *_rejected(attempt))
     if _OLD in runs_after - runs_before:
         return (
             "First wrong answer: case 1 of 4, the late commit.",
@@ -328,6 +362,8 @@ def _holder_commit(store: ControlStore, fn: Callable[..., Any]) -> tuple[str, ..
     where = f"First wrong answer: case 3 of 4, {_NEW} (the holder) commits."
     if attempt.raised is not None:
         return (where, *_raised(attempt, True))
+    if _rejected(attempt):
+        return (where, *_rejected(attempt))
     state = JobState.from_item(_plain(store.raw_item(CHECK_JOB)), job=CHECK_JOB)
     problems = []
     if state.status.value != "IDLE" or state.run_id is not None:
