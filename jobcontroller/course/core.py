@@ -915,10 +915,13 @@ class Course:
     # --- the seed's design, for contrast ---------------------------------------------------
 
     def seed_invoke(self, *, crash: bool = False) -> str:
-        """One invocation of the seed's design: read, check IDLE, write RUNNING, work, write IDLE.
+        """One invocation with a lock that has no lease: read, check IDLE, write RUNNING, work,
+        write IDLE (the naive lock, no condition on the writes).
 
-        No lease and no condition on the writes. With `crash=True` the process dies after
-        taking the lock, as a Lambda killed by its timeout would.
+        Like the design card's lock it has no lease, so a crash wedges it the same way; unlike
+        the card's item it stores the holder's run id, only so a notebook can show who holds
+        the lock. With `crash=True` the process dies after taking the lock, as a Lambda killed
+        by its timeout would.
         """
         from jobcontroller.course.counterexamples import naive_acquire, naive_release
 
