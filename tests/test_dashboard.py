@@ -141,3 +141,76 @@ def test_fire_concurrent_with_a_crash_drill_reports_the_crash(dash, course):
     dash.fire_button.click()
     assert "the winner crashed" in dash.message
     assert course.state().status is Status.RUNNING
+
+
+def test_each_press_shows_a_counter_and_the_clock(dash):
+    """Every press numbers the last action and gives the clock after it, so a no-op press shows."""
+    dash.trigger_button.click()
+    dash.trigger_button.click()
+    text = dash.render_text()
+    assert "last action: press 2 (clock 2026-01-05T09:00:06Z): trigger for slot 09:00" in text
+    assert "press 2 (clock" in dash.view.value
+
+
+def test_buttons_sit_above_the_panel(dash):
+    """The state panel is the widget's last child, so the buttons above it never move."""
+    assert dash.widget.children[-1] is dash.view
+    assert all(child is not dash.view for child in dash.widget.children[:-1])
+
+
+def test_panel_cells_are_left_aligned(dash):
+    """Every cell of the panel's table is left-aligned like the course's other tables."""
+    markup = dash.render_html()
+    assert markup.count("<td style='text-align:left") == markup.count("<td")
+
+
+def test_a_drill_says_it_wrote_the_item(dash, course):
+    """Setting a drill reports the version bump it caused, so the next run's version adds up."""
+    dash.crash_button.click()
+    assert course.state().version == 1
+    assert dash.message.endswith("(setting it wrote the item: version 0 -> 1)")
+
+
+def test_fresh_dashboard_has_its_own_job_and_clock(course):
+    """fresh_dashboard starts IDLE at 09:00:05 on its own job, whatever the course did before."""
+    from jobcontroller.course.dashboard import DASHBOARD_JOB, fresh_dashboard
+
+    course.invoke("09:00")
+    course.at("12:00")
+    dash = fresh_dashboard(course)
+    assert dash.course.job == DASHBOARD_JOB
+    assert dash.course.clock.now().isoformat() == "2026-01-05T09:00:05+00:00"
+    dash.crash_button.click()
+    dash.trigger_button.click()
+    assert dash.course.state().status is Status.RUNNING
+    assert course.state().status is Status.IDLE
+    assert course.state().run_count == 1
+    course.at("13:00")
+    assert dash.course.clock.now().isoformat() == "2026-01-05T09:00:05+00:00"
+    again = fresh_dashboard(course)
+    assert again.course.state().status is Status.IDLE
+
+
+def test_notebook_04_walk_through_works_on_a_fresh_dashboard(course):
+    """The presses notebook 04 suggests give crash, RUNNING, takeover, FAILED, then PAUSED."""
+    from jobcontroller.course.dashboard import fresh_dashboard
+
+    course.at("12:00")  # cells run before the dashboard must not matter
+    dash = fresh_dashboard(course)
+    said = []
+    for press in ("crash", "trigger", "trigger", "15m", "trigger", "fail", "1h", "trigger"):
+        if press == "trigger":
+            dash.trigger_button.click()
+            said.append(dash.message)
+        elif press in ("15m", "1h"):
+            dash.step.value = 900 if press == "15m" else 3600
+            dash.advance_button.click()
+        else:
+            (dash.crash_button if press == "crash" else dash.fail_button).click()
+    assert "crashed" in said[0]
+    assert said[1].endswith("SKIPPED RUNNING")
+    assert "took over from run-0001" in said[2]
+    assert "FAILED (run-0003)" in said[3]
+    dash.pause_button.click()
+    dash.trigger_button.click()
+    assert dash.message.endswith("SKIPPED PAUSED")

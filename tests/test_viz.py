@@ -54,3 +54,26 @@ def test_draw_race_needs_a_report():
     """Calling it with nothing says what to pass."""
     with pytest.raises(ValueError, match="RaceReport"):
         draw_race()
+
+
+def test_every_label_is_at_least_10_points(reports):
+    """Titles, tick labels, outcome notes and the legend are all 10 pt or larger."""
+    from matplotlib.text import Text
+
+    figure = draw_race(*reports).figure
+    sizes = [t.get_fontsize() for t in figure.findobj(Text) if t.get_text()]
+    assert sizes
+    assert min(sizes) >= 10
+
+
+def test_in_a_notebook_the_picture_and_its_words_are_two_outputs(reports, monkeypatch):
+    """Displayed, a timeline publishes the PNG and then its text as a separate output."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw: shown.append(obj))
+    timeline = draw_race(*reports)
+    timeline._ipython_display_()
+    assert [sorted(bundle) for bundle in shown] == [["image/png", "text/plain"], ["text/plain"]]
+    assert shown[0]["text/plain"] == timeline.caption()
+    assert shown[1]["text/plain"] == timeline.text()

@@ -397,7 +397,8 @@ class _ForcedStore:
         return outcome
 
     def write_unconditionally(self, state: JobState) -> None:
-        self._log.add(1 + self._index, "wrote", "wrote RUNNING, no condition")
+        text = f"wrote RUNNING v{state.version}, no condition"
+        self._log.add(1 + self._index, "wrote", text)
         self._store.write_unconditionally(state)
 
     def __getattr__(self, name: str) -> Any:
@@ -848,8 +849,9 @@ class Course:
             )
             self.workload()(ctx)
             logs[index].add(contenders + 1, "work", "runs the workload")
-            naive_release(self.store, self.job, now=self.clock.now())
-            logs[index].add(contenders + 2, "committed", "wrote IDLE, run_count+1, no condition")
+            done = naive_release(self.store, self.job, now=self.clock.now())
+            text = f"wrote IDLE v{done.version}, run_count+1, no condition"
+            logs[index].add(contenders + 2, "committed", text)
 
     def race_rounds(self, *, rounds: int = 10, contenders: int = 8) -> Table:
         """Free-running threads (no forced order), one slot per round: runs per round.
@@ -913,10 +915,13 @@ class Course:
     # --- the seed's design, for contrast ---------------------------------------------------
 
     def seed_invoke(self, *, crash: bool = False) -> str:
-        """One invocation of the seed's design: read, check IDLE, write RUNNING, work, write IDLE.
+        """One invocation with a lock that has no lease: read, check IDLE, write RUNNING, work,
+        write IDLE (the naive lock, no condition on the writes).
 
-        No lease and no condition on the writes. With `crash=True` the process dies after
-        taking the lock, as a Lambda killed by its timeout would.
+        Like the design card's lock it has no lease, so a crash wedges it the same way; unlike
+        the card's item it stores the holder's run id, only so a notebook can show who holds
+        the lock. With `crash=True` the process dies after taking the lock, as a Lambda killed
+        by its timeout would.
         """
         from jobcontroller.course.counterexamples import naive_acquire, naive_release
 

@@ -9,6 +9,11 @@ same picture on every run.
 In a notebook the dashboard displays as the live widget; its plain-text form (the one nbval
 compares; the widget's own view carries a random model id that nbval ignores) is
 `render_text()`, so stored outputs stay identical from run to run.
+
+`fresh_dashboard(course)` gives the dashboard a job, clock and run ids of its own (a second
+control item in the same table), reset when it is created: what the notebook's other cells do
+to the course's job, or to its clock, cannot change what the dashboard's instructions find,
+even after "Run All".
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from jobcontroller.errors import JobControllerError, WorkloadCrash
 from jobcontroller.model import Drill, format_ts
 from jobcontroller.store import RunRecord
 
-__all__ = ["Dashboard"]
+__all__ = ["DASHBOARD_JOB", "Dashboard", "fresh_dashboard"]
 
 _STEPS = (("1 minute", 60), ("15 minutes", 900), ("1 hour", 3600))
+DASHBOARD_JOB = "dashboard_job"
+# JupyterLab right-aligns table cells by default; every other course table is left-aligned.
+_LEFT = "text-align:left; padding-right:1.5em"
 
 
 def _ts(value: Any) -> str:
@@ -43,6 +51,8 @@ class Dashboard:
         self.course = course
         self.recent = recent
         self.message = "ready: press a button"
+        self.presses = 0  # shown with each action, so a press that changed nothing still shows
+        self.pressed_at: Any = None
         self.view = w.HTML()
         button = {"layout": w.Layout(width="auto")}
         self.trigger_button = w.Button(description="trigger once", **button)
@@ -59,12 +69,13 @@ class Dashboard:
         self.pause_button.on_click(self.toggle_pause)
         self.fail_button.on_click(self.fail_next)
         self.crash_button.on_click(self.crash_next)
+        # Buttons first: the panel below them changes height, the buttons never move.
         self.widget = w.VBox(
             [
-                self.view,
                 w.HBox([self.trigger_button, self.fire_button, self.contenders]),
                 w.HBox([self.advance_button, self.step, self.pause_button]),
                 w.HBox([self.fail_button, self.crash_button]),
+                self.view,
             ]
         )
         self.refresh()
@@ -132,13 +143,16 @@ class Dashboard:
 
     def fail_next(self, _button: Any = None) -> None:
         """Set a FAIL drill: the next run's workload raises."""
-        self.course.drill(Drill.FAIL)
-        self._say("drill set: the next run will fail")
+        state = self.course.drill(Drill.FAIL)
+        self._say(f"drill set: the next run will fail (setting it wrote the item: {_bump(state)})")
 
     def crash_next(self, _button: Any = None) -> None:
         """Set a CRASH drill: the next run dies holding the lock."""
-        self.course.drill(Drill.CRASH)
-        self._say("drill set: the next run will crash holding the lock")
+        state = self.course.drill(Drill.CRASH)
+        self._say(
+            "drill set: the next run will crash holding the lock "
+            f"(setting it wrote the item: {_bump(state)})"
+        )
 
     # --- rendering -------------------------------------------------------------------------
 
@@ -150,7 +164,14 @@ class Dashboard:
 
     def _say(self, message: str) -> None:
         self.message = message
+        self.presses += 1
+        self.pressed_at = self.course.clock.now()
         self.refresh()
+
+    def _last_action(self) -> str:
+        if not self.presses:
+            return self.message
+        return f"press {self.presses} (clock {_ts(self.pressed_at)}): {self.message}"
 
     def _lines(self) -> tuple[list[tuple[str, str]], list[RunRecord]]:
         course = self.course
@@ -197,14 +218,16 @@ class Dashboard:
         lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
         lines.append("  recent runs:")
         lines += [f"    {self._run_line(r)}" for r in runs] or ["    (none yet)"]
-        lines.append(f"  last action: {self.message}")
+        lines.append(f"  last action: {self._last_action()}")
         return "\n".join(lines)
 
     def render_html(self) -> str:
         """The dashboard's state panel as HTML (what the live widget shows above its buttons)."""
         rows, runs = self._lines()
         cells = "".join(
-            f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows
+            f"<tr><td style='{_LEFT}'><b>{html.escape(k)}</b></td>"
+            f"<td style='{_LEFT}'>{html.escape(v)}</td></tr>"
+            for k, v in rows
         )
         items = "".join(f"<li>{html.escape(self._run_line(r))}</li>" for r in runs)
         return (
@@ -213,7 +236,7 @@ class Dashboard:
             f"{html.escape(self.course.table)}</b></p>"
             f"<table>{cells}</table>"
             f"<p>recent runs:</p><ul>{items or '<li>(none yet)</li>'}</ul>"
-            f"<p>last action: {html.escape(self.message)}</p></div>"
+            f"<p>last action: {html.escape(self._last_action())}</p></div>"
         )
 
     def snapshot(self) -> _Snapshot:
@@ -231,6 +254,35 @@ class Dashboard:
 
     def __repr__(self) -> str:
         return self.render_text()
+
+
+def _bump(state: Any) -> str:
+    return f"version {state.version - 1} -> {state.version}"
+
+
+def fresh_dashboard(
+    course: Any, *, job: str = DASHBOARD_JOB, at: str = "09:00:05", **options: Any
+) -> Dashboard:
+    """A dashboard on a job of its own, reset to IDLE with its own clock at `at` (slot 09:00).
+
+    Nothing else in a notebook touches that job or that clock, so the dashboard's buttons
+    find what its instructions say, whichever cells ran before or after it.
+    """
+    from jobcontroller.course.core import Course
+
+    own = Course(
+        course.store,
+        job=job,
+        start=course.start,
+        config=course.config,
+        backend=course.backend,
+        aws=course.aws,
+        workload_seconds=course.workload_seconds,
+    )
+    own.create()
+    own.reset()
+    own.at(at)
+    return Dashboard(own, **options)
 
 
 class _Snapshot:

@@ -4,10 +4,17 @@ The x axis is logical time, not the wall clock: every contender's read comes fir
 writes in the order the backend served them, then the workload and the commit. So the
 picture, like the race it draws, is the same on every run. The PNG is written with a fixed
 size and dpi and without the "Software" metadata entry, so its bytes are stable too.
+
+In a notebook a timeline shows as two outputs, the picture and then the same story in
+words, because JupyterLab shows only the richest form of one output (the picture) and the
+text must be visible too. Every label is at least 10 pt, and the PNG is written at 96 dpi, the
+resolution at which a browser at 100 % zoom draws a point as a point: labels read at
+JupyterLab's default zoom as 10 pt text would.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +34,8 @@ _STYLE = {
     "committed": ("^", "#2ca02c", "committed"),
     "fenced": ("v", "#d62728", "commit refused (fenced)"),
 }
-_DPI = 80
+_DPI = 96
+_FONT = 10  # points, every label
 
 
 class Timeline:
@@ -60,6 +68,20 @@ class Timeline:
     def __repr__(self) -> str:
         return self.text()
 
+    def caption(self) -> str:
+        """One line for the picture's own text form (the full story follows it in words)."""
+        runs = "; ".join(f"{r.design} lock ran {r.runs} time(s)" for r in self.reports)
+        return f"timeline picture: {runs} (the same in words below)"
+
+    def _ipython_display_(self) -> None:
+        # Two outputs: JupyterLab renders only the richest form of each, so the words get
+        # an output of their own, under the picture.
+        from IPython.display import display
+
+        picture = base64.b64encode(self.png()).decode("ascii")
+        display({"image/png": picture, "text/plain": self.caption()}, raw=True)
+        display({"text/plain": self.text()}, raw=True)
+
 
 def _step_labels(contenders: int) -> list[str]:
     return ["read", *(f"write {i + 1}" for i in range(contenders)), "work", "commit"]
@@ -73,8 +95,8 @@ def draw_race(*reports: RaceReport) -> Timeline:
     from matplotlib.figure import Figure
 
     rows = max(len(r.contenders) for r in reports)
-    height = 0.4 * rows + 2.0
-    figure = Figure(figsize=(5.2 * len(reports), height))
+    height = 0.42 * rows + 2.6
+    figure = Figure(figsize=(5.6 * len(reports), height))
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(reports), squeeze=False)[0]
     seen: dict[str, Any] = {}
@@ -93,14 +115,15 @@ def draw_race(*reports: RaceReport) -> Timeline:
                 outcome,
                 (n + 2.7, y),
                 va="center",
-                fontsize=8,
+                fontsize=_FONT,
                 annotation_clip=False,
             )
         ax.set_xlim(-0.6, n + 2.5)
         ax.set_ylim(n - 0.5, -0.5)
-        ax.set_yticks(range(n), [f"{c.label} {c.run_id}" for c in report.contenders], fontsize=8)
-        ax.set_xticks(range(n + 3), _step_labels(n), rotation=60, fontsize=7)
-        ax.set_title(f"{report.design} lock: ran {report.runs} time(s)", fontsize=10)
+        labels = [f"{c.label} {c.run_id}" for c in report.contenders]
+        ax.set_yticks(range(n), labels, fontsize=_FONT)
+        ax.set_xticks(range(n + 3), _step_labels(n), rotation=60, fontsize=_FONT)
+        ax.set_title(f"{report.design} lock: ran {report.runs} time(s)", fontsize=_FONT + 1)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     figure.legend(
@@ -108,11 +131,11 @@ def draw_race(*reports: RaceReport) -> Timeline:
         list(seen),
         loc="lower center",
         ncols=4,
-        fontsize=7,
+        fontsize=_FONT,
         frameon=False,
     )
     # Margins in inches (tick labels below, title above), whatever the number of rows.
     figure.subplots_adjust(
-        left=0.14, right=0.9, top=1 - 0.35 / height, bottom=1.35 / height, wspace=0.55
+        left=0.15, right=0.88, top=1 - 0.4 / height, bottom=1.8 / height, wspace=0.65
     )
     return Timeline(figure, reports)
