@@ -13,6 +13,8 @@ from botocore.stub import Stubber
 
 from jobcontroller import ManualClock
 from jobcontroller.errors import ConfigError, RealAWSNotConfirmed
+from jobcontroller.handler import Settings, lambda_handler
+from jobcontroller.model import JobConfig
 from jobcontroller.ops import deploy as d
 from jobcontroller.ops.packaging import build_zip, inspect_zip
 from jobcontroller.store import TTL_ATTRIBUTE, ControlStore
@@ -112,6 +114,45 @@ def test_environment_names_are_the_documented_ones():
     assert set(environment) == documented
     assert environment["JOB_TABLE"] == "ann-job_control"
     assert environment["JOB_LEASE_MARGIN_SECONDS"] == "10"
+
+
+def test_default_function_settings_are_the_handlers_defaults():
+    """FunctionSettings() deploys exactly JobConfig's and the handler's default settings."""
+    settings = d.FunctionSettings().handler_settings(d.Names("ann"))
+    assert settings == Settings(table="ann-job_control", job="hourly_processor")
+    assert settings.config == JobConfig()
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"interval_seconds": 30}, "cooldown_slack_seconds must be smaller than the interval"),
+        ({"workload": "nocolon"}, "JOB_WORKLOAD='nocolon' must be 'placeholder' or"),
+    ],
+    ids=["slack-above-interval", "workload-without-colon"],
+)
+def test_deploy_refuses_what_the_handler_would_refuse(target, zip_path, monkeypatch, options, says):
+    """Settings the handler would refuse are refused by deploy with its message; nothing made."""
+    names = d.Names("ann")
+    function = d.FunctionSettings(**options)
+    # The runtime's answer: the real handler, reading the environment deploy would write.
+    for variable, value in function.environment(names).items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=re.escape(says)) as runtime:
+        lambda_handler({}, None)
+    with pytest.raises(ConfigError) as refused:
+        d.deploy(target, names, zip_path=zip_path, function=function, clock=ManualClock())
+    assert str(refused.value) == str(runtime.value)
+    assert target.client("dynamodb").list_tables()["TableNames"] == []
+    assert target.client("iam").list_roles()["Roles"] == []
+    assert target.client("lambda").list_functions()["Functions"] == []
+    assert d.leftovers(target, "ann") == []
+
+
+def test_function_config_refuses_what_the_handler_would_refuse():
+    """The step-by-step path (function_config, used by ensure_function) runs the same check."""
+    with pytest.raises(ConfigError, match="JOB_WORKLOAD='nocolon'"):
+        d.function_config(d.Names("ann"), d.FunctionSettings(workload="nocolon"), "arn:role")
 
 
 # --- the real-AWS opt-in ---------------------------------------------------------------

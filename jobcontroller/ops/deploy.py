@@ -36,7 +36,8 @@ from jobcontroller.errors import (
     TeardownIncomplete,
 )
 from jobcontroller.events import schedule_input
-from jobcontroller.model import job_key
+from jobcontroller.handler import JOB_CONFIG_VARIABLES, Settings, environment, settings_from_env
+from jobcontroller.model import JobConfig, job_key
 from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
 from jobcontroller.store import ControlStore
 
@@ -182,17 +183,24 @@ class Names:
 
 @dataclass(frozen=True)
 class FunctionSettings:
-    """The function's runtime, limits and the environment variables of docs/architecture.md."""
+    """The function's runtime and limits, and the job settings it is deployed with.
+
+    The job's fields (interval to workload_seconds) are written down here unchecked; their
+    defaults are JobConfig's and the handler's, and their one check is the handler's own
+    reading of the environment (`handler_settings`), which `deploy` runs before it creates
+    anything. So a setting the function would refuse at every invocation is refused at deploy
+    time instead, with the same message.
+    """
 
     runtime: str = "python3.12"
     timeout_seconds: int = 60
     memory_mb: int = 128
-    interval_seconds: int = 3600
-    cooldown_slack_seconds: int = 60
-    lease_margin_seconds: int = 10
-    run_history_days: int = 7
-    workload: str = "placeholder"
-    workload_seconds: float = 1.0
+    interval_seconds: int = JobConfig.interval_seconds
+    cooldown_slack_seconds: int = JobConfig.cooldown_slack_seconds
+    lease_margin_seconds: int = JobConfig.lease_margin_seconds
+    run_history_days: int = JobConfig.run_history_days
+    workload: str = Settings.workload
+    workload_seconds: float = Settings.workload_seconds
     log_retention_days: int = 14
     # Both retry layers are off (rule 8): retries come from state, not from infrastructure.
     async_max_retries: int = 0
@@ -212,17 +220,20 @@ class FunctionSettings:
 
     def environment(self, names: Names) -> dict[str, str]:
         """The function's environment variables (all strings, as Lambda stores them)."""
-        seconds = self.workload_seconds
-        return {
-            "JOB_TABLE": names.table,
-            "JOB_NAME": names.job,
-            "JOB_INTERVAL_SECONDS": str(self.interval_seconds),
-            "JOB_COOLDOWN_SLACK_SECONDS": str(self.cooldown_slack_seconds),
-            "JOB_LEASE_MARGIN_SECONDS": str(self.lease_margin_seconds),
-            "JOB_RUN_HISTORY_DAYS": str(self.run_history_days),
-            "JOB_WORKLOAD": self.workload,
-            "JOB_WORKLOAD_SECONDS": str(int(seconds) if float(seconds).is_integer() else seconds),
-        }
+        return environment(
+            table=names.table,
+            job=names.job,
+            workload=self.workload,
+            workload_seconds=self.workload_seconds,
+            **{name: getattr(self, name) for name in JOB_CONFIG_VARIABLES},
+        )
+
+    def handler_settings(self, names: Names) -> Settings:
+        """What the deployed handler will read from its environment.
+
+        Raises the handler's own ConfigError, message and all, if it would refuse it.
+        """
+        return settings_from_env(self.environment(names))
 
 
 @dataclass(frozen=True)
@@ -558,7 +569,11 @@ def ensure_scheduler_role(target: Target, names: Names) -> str:
 
 
 def function_config(names: Names, settings: FunctionSettings, role_arn: str) -> dict[str, Any]:
-    """The function's configuration, as create_function takes it (without the code)."""
+    """The function's configuration, as create_function takes it (without the code).
+
+    Raises the handler's ConfigError if the handler would refuse `settings`.
+    """
+    settings.handler_settings(names)
     return {
         "FunctionName": names.function,
         "Runtime": settings.runtime,
@@ -831,6 +846,9 @@ def deploy(
 ) -> Deployment:
     """Run every step in order; running it again brings the stack back to this definition."""
     function = function or FunctionSettings()
+    # The handler's own check, before anything exists: a function it would refuse at every
+    # invocation is not deployed.
+    function.handler_settings(names)
     say = say or (lambda _message: None)
     with tempfile.TemporaryDirectory(prefix="jobcontroller-zip-") as scratch:
         if zip_path is None:
