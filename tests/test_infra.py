@@ -15,6 +15,7 @@ from cfnlint.decode import cfn_yaml
 from jobcontroller import ManualClock
 from jobcontroller.handler import settings_from_env
 from jobcontroller.ops import deploy as d
+from jobcontroller.ops import naming
 from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
 from jobcontroller.store import TTL_ATTRIBUTE
 
@@ -140,7 +141,7 @@ def test_parameters_match_the_deploy_modules_rules(template):
     """Prefix, JobName and ScheduleExpression follow the same rules and default as deploy."""
     params = template["Parameters"]
     assert set(params) == {"Prefix", "JobName", "ScheduleExpression"}
-    assert params["Prefix"]["AllowedPattern"] == d._PREFIX.pattern
+    assert params["Prefix"]["AllowedPattern"] == naming.PREFIX_PATTERN.pattern
     assert params["JobName"]["Default"] == d.DEFAULT_JOB
     assert params["ScheduleExpression"]["Default"] == d.DEFAULT_SCHEDULE
 
