@@ -151,12 +151,13 @@ def load_workload(settings: Settings) -> Workload:
         return placeholder(seconds=settings.workload_seconds)
     module_name, _, attr = settings.workload.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        workload: Workload = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"environment variable JOB_WORKLOAD={settings.workload!r}: cannot load it ({exc}); "
             "check the module is in the deployment package and the function name is right"
         ) from None
+    return workload
 
 
 # Injection points, like the controller's own keyword arguments: in Lambda they stay as they

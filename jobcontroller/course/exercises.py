@@ -479,7 +479,7 @@ def solution_cooldown(
     return (slot if slot is not None else arrived) + config.interval
 
 
-_SOLUTIONS = {"gate": solution_gate, "cooldown": solution_cooldown}
+_SOLUTIONS: dict[str, Callable[..., Any]] = {"gate": solution_gate, "cooldown": solution_cooldown}
 
 
 def show_solution(name: str, *, reveal: bool = True) -> None:

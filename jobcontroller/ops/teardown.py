@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -72,7 +73,7 @@ def _delete_schedules(scheduler: Any, names: Names) -> list[str]:
     for name in sorted(schedules):
         if ignore_codes(
             ["ResourceNotFoundException"],
-            lambda n=name: scheduler.delete_schedule(Name=n, GroupName=names.schedule_group),
+            partial(scheduler.delete_schedule, Name=name, GroupName=names.schedule_group),
         ):
             deleted.append(f"schedule {names.schedule_group}/{name}")
     return deleted
