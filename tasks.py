@@ -1,7 +1,7 @@
 """The course's two commands, with nothing but the standard library.
 
     python3 tasks.py course [jupyter options]   open the notebooks in JupyterLab
-    python3 tasks.py test [pytest options]      ruff, then pytest over tests/ and the notebooks
+    python3 tasks.py test [pytest options]      ruff, mypy, then pytest over tests/ and notebooks
 
 Each creates .venv on first use and reinstalls the package only when pyproject.toml changed.
 """
@@ -97,11 +97,18 @@ def _no_news_popup() -> None:
 
 
 def test(args: list[str]) -> int:
-    """ruff, then pytest over tests/ and the notebooks (nbval, strict); pytest's exit code."""
+    """ruff, mypy, then pytest over tests/ and the notebooks (nbval, strict).
+
+    The first that fails ends the command with its exit code.
+    """
     python = ensure_environment(EXTRAS["test"])
     lint = _run(python, "-m", "ruff", "check", ".")
     if lint != 0:
         return lint
+    # pyproject.toml's [tool.mypy] says what to check: the package, its root strictly.
+    types = _run(python, "-m", "mypy")
+    if types != 0:
+        return types
     nbval = ["--nbval"]
     sanitize = ROOT / "notebooks" / "sanitize.cfg"
     if sanitize.exists():

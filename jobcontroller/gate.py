@@ -29,7 +29,7 @@ def decide(state: JobState, trigger: Trigger, now: datetime, *, config: JobConfi
         return Decision(
             Action.SKIP,
             Reason.RUNNING,
-            f"run {state.run_id} holds the lock until {format_ts(state.lease_expires_at)}",
+            f"run {state.run_id} holds the lock until {_lease_end(state)}",
         )
 
     # Rule 4: the scheduled time is the idempotency key. `<=` also refuses a stale slot
@@ -59,7 +59,7 @@ def decide(state: JobState, trigger: Trigger, now: datetime, *, config: JobConfi
         return Decision(
             Action.TAKEOVER,
             None,
-            f"run {state.run_id}'s lease expired at {format_ts(state.lease_expires_at)}",
+            f"run {state.run_id}'s lease expired at {_lease_end(state)}",
         )
     return Decision(Action.RUN, None, "idle, not paused, slot not done, cooldown over")
 
@@ -74,3 +74,11 @@ def next_allowed_run_after(
     late finds every other slot still cooling down.
     """
     return (slot if slot is not None else started) + config.interval
+
+
+def _lease_end(state: JobState) -> str:
+    # A RUNNING item always has a lease (JobState.from_item refuses one without); a state
+    # built by hand might not, and a message must not crash on it.
+    if state.lease_expires_at is None:
+        return "an unknown time"
+    return format_ts(state.lease_expires_at)

@@ -11,7 +11,7 @@ import importlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import Clock, SystemClock, random_ids
@@ -22,25 +22,70 @@ from .model import JobConfig, job_key
 from .store import ControlStore
 from .workload import Workload, placeholder
 
-__all__ = ["Settings", "lambda_handler", "settings_from_env"]
+__all__ = ["JOB_CONFIG_VARIABLES", "Settings", "environment", "lambda_handler", "settings_from_env"]
 
-_INT_VARIABLES = {
-    "JOB_INTERVAL_SECONDS": ("interval_seconds", 3600),
-    "JOB_COOLDOWN_SLACK_SECONDS": ("cooldown_slack_seconds", 60),
-    "JOB_LEASE_MARGIN_SECONDS": ("lease_margin_seconds", 10),
-    "JOB_RUN_HISTORY_DAYS": ("run_history_days", 7),
+# The JobConfig fields the function reads from its environment, and their variables
+# (docs/architecture.md). JobConfig holds the defaults and the checks; this is only the naming.
+# default_lease_seconds is not here: a Lambda always has a context to ask for its remaining time.
+JOB_CONFIG_VARIABLES: dict[str, str] = {
+    "interval_seconds": "JOB_INTERVAL_SECONDS",
+    "cooldown_slack_seconds": "JOB_COOLDOWN_SLACK_SECONDS",
+    "lease_margin_seconds": "JOB_LEASE_MARGIN_SECONDS",
+    "run_history_days": "JOB_RUN_HISTORY_DAYS",
 }
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the handler reads from its environment, validated."""
+    """Everything the handler reads from its environment, validated (`settings_from_env`)."""
 
     table: str
     job: str
-    config: JobConfig
+    config: JobConfig = field(default_factory=JobConfig)
     workload: str = "placeholder"
     workload_seconds: float = 1.0
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the function's variables; `settings_from_env` reads them back."""
+        numbers = {name: getattr(self.config, name) for name in JOB_CONFIG_VARIABLES}
+        return environment(
+            table=self.table,
+            job=self.job,
+            workload=self.workload,
+            workload_seconds=self.workload_seconds,
+            **numbers,
+        )
+
+
+def environment(
+    *,
+    table: str,
+    job: str,
+    workload: str = Settings.workload,
+    workload_seconds: float = Settings.workload_seconds,
+    **config: int,
+) -> dict[str, str]:
+    """The environment variables for these values, as Lambda stores them (all strings).
+
+    `config` takes the JobConfig fields of JOB_CONFIG_VARIABLES; a field left out gets
+    JobConfig's default. Nothing is checked here, so that values the handler would refuse can
+    still be written down and then checked by the handler's own reading, `settings_from_env`.
+    """
+    unknown = sorted(set(config) - set(JOB_CONFIG_VARIABLES))
+    if unknown:
+        raise TypeError(f"environment() got unknown job settings {unknown}")
+    defaults = JobConfig()
+    seconds = workload_seconds
+    return {
+        "JOB_TABLE": table,
+        "JOB_NAME": job,
+        **{
+            variable: str(config.get(name, getattr(defaults, name)))
+            for name, variable in JOB_CONFIG_VARIABLES.items()
+        },
+        "JOB_WORKLOAD": workload,
+        "JOB_WORKLOAD_SECONDS": str(int(seconds) if float(seconds).is_integer() else seconds),
+    }
 
 
 def _required(env: Mapping[str, str], name: str, example: str) -> str:
@@ -51,7 +96,11 @@ def _required(env: Mapping[str, str], name: str, example: str) -> str:
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and check the handler's environment; ConfigError names the bad variable."""
+    """Read and check the handler's environment; ConfigError names the bad variable.
+
+    This is the one check of a function's settings: deploy runs it on the variables it is about
+    to write, so a function the handler would refuse is never created.
+    """
     env = os.environ if env is None else env
     table = _required(env, "JOB_TABLE", "job_control")
     job = _required(env, "JOB_NAME", "hourly_processor")
@@ -59,24 +108,25 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         job_key(job)
     except Exception as exc:
         raise ConfigError(f"environment variable JOB_NAME: {exc}") from None
+    defaults = JobConfig()
     numbers: dict[str, int] = {}
-    for name, (field_name, default) in _INT_VARIABLES.items():
+    for field_name, name in JOB_CONFIG_VARIABLES.items():
         raw = env.get(name, "").strip()
         if not raw:
-            numbers[field_name] = default
-            continue
+            continue  # JobConfig's default
         try:
             numbers[field_name] = int(raw)
         except ValueError:
             raise ConfigError(
                 f"environment variable {name}={raw!r} is not a whole number of "
-                f"{'days' if name.endswith('DAYS') else 'seconds'}, e.g. {name}={default}"
+                f"{'days' if name.endswith('DAYS') else 'seconds'}, "
+                f"e.g. {name}={getattr(defaults, field_name)}"
             ) from None
     try:
         config = JobConfig(**numbers)
     except ValueError as exc:
         raise ConfigError(f"job settings from the environment are inconsistent: {exc}") from None
-    seconds_raw = env.get("JOB_WORKLOAD_SECONDS", "").strip() or "1"
+    seconds_raw = env.get("JOB_WORKLOAD_SECONDS", "").strip() or str(Settings.workload_seconds)
     try:
         workload_seconds = float(seconds_raw)
         if workload_seconds < 0:
@@ -86,7 +136,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             f"environment variable JOB_WORKLOAD_SECONDS={seconds_raw!r} must be a number "
             ">= 0, e.g. JOB_WORKLOAD_SECONDS=1"
         ) from None
-    workload = env.get("JOB_WORKLOAD", "").strip() or "placeholder"
+    workload = env.get("JOB_WORKLOAD", "").strip() or Settings.workload
     if workload != "placeholder" and workload.count(":") != 1:
         raise ConfigError(
             f"environment variable JOB_WORKLOAD={workload!r} must be 'placeholder' or "
@@ -101,12 +151,13 @@ def load_workload(settings: Settings) -> Workload:
         return placeholder(seconds=settings.workload_seconds)
     module_name, _, attr = settings.workload.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        workload: Workload = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"environment variable JOB_WORKLOAD={settings.workload!r}: cannot load it ({exc}); "
             "check the module is in the deployment package and the function name is right"
         ) from None
+    return workload
 
 
 # Injection points, like the controller's own keyword arguments: in Lambda they stay as they

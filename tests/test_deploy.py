@@ -7,12 +7,12 @@ import re
 import zipfile
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from jobcontroller import ManualClock
-from jobcontroller.errors import ConfigError, RealAWSNotConfirmed
+from jobcontroller.errors import ConfigError
+from jobcontroller.handler import Settings, lambda_handler
+from jobcontroller.model import JobConfig
 from jobcontroller.ops import deploy as d
 from jobcontroller.ops.packaging import build_zip, inspect_zip
 from jobcontroller.store import TTL_ATTRIBUTE, ControlStore
@@ -61,42 +61,7 @@ def _expected_arns(prefix: str, job: str = "hourly_processor") -> list[str]:
     )
 
 
-# --- names and settings -------------------------------------------------------------------
-
-
-def test_names_derive_from_prefix_and_job():
-    """Every resource name starts with the prefix and carries the job."""
-    names = d.Names("ann", "nightly")
-    assert names.table == "ann-job_control"
-    assert names.function == "ann-nightly"
-    assert names.log_group == "/aws/lambda/ann-nightly"
-    assert names.function_role == "ann-nightly-fn"
-    assert names.scheduler_role == "ann-nightly-scheduler"
-    assert names.failure_queue == "ann-nightly-failures"
-    assert names.schedule_dlq == "ann-nightly-schedule-dlq"
-    assert names.schedule_group == "ann-jobcontroller"
-    assert names.schedule == "ann-nightly"
-    assert names.iam_path == "/jobcontroller/ann/"
-    assert names.tags == {"jobcontroller:prefix": "ann"}
-
-
-@pytest.mark.parametrize("prefix", ["", "Ann", "ann-b", "7ann", "a" * 17, "an n", None])
-def test_unusable_prefix_is_refused(prefix):
-    """An empty, upper-case, hyphenated, too long or non-string prefix is refused with the rule."""
-    with pytest.raises(ConfigError, match="lowercase letter"):
-        d.Names(prefix)
-
-
-def test_job_name_that_makes_names_too_long_is_refused():
-    """A job name that would overflow an AWS name limit is refused, naming the resource."""
-    with pytest.raises(ConfigError, match="longer than AWS allows"):
-        d.Names("annannannannanna", "j" * 50)
-
-
-def test_bad_job_name_is_refused():
-    """A job name that cannot be a control-item key is refused."""
-    with pytest.raises(ConfigError, match="job name"):
-        d.Names("ann", "no spaces")
+# --- settings -------------------------------------------------------------------
 
 
 def test_timeout_must_leave_room_above_the_lease_margin():
@@ -114,92 +79,43 @@ def test_environment_names_are_the_documented_ones():
     assert environment["JOB_LEASE_MARGIN_SECONDS"] == "10"
 
 
-# --- the real-AWS opt-in ---------------------------------------------------------------
+def test_default_function_settings_are_the_handlers_defaults():
+    """FunctionSettings() deploys exactly JobConfig's and the handler's default settings."""
+    settings = d.FunctionSettings().handler_settings(d.Names("ann"))
+    assert settings == Settings(table="ann-job_control", job="hourly_processor")
+    assert settings.config == JobConfig()
 
 
-class _RealLookingSession(boto3.session.Session):
-    """A session that points at real AWS endpoints but answers STS from a stub (no network)."""
-
-    def __init__(self, account: str = "111122223333") -> None:
-        super().__init__(aws_access_key_id="x", aws_secret_access_key="y", region_name="eu-west-1")
-        self.account = account
-        self.sts_calls = 0
-
-    def client(self, service, *args, **kwargs):
-        kwargs["endpoint_url"] = f"https://{service}.eu-west-1.amazonaws.com"
-        client = super().client(service, *args, **kwargs)
-        if service == "sts":
-            stub = Stubber(client)
-            stub.add_response(
-                "get_caller_identity",
-                {
-                    "Account": self.account,
-                    "Arn": f"arn:aws:iam::{self.account}:user/me",
-                    "UserId": "AID",
-                },
-            )
-            stub.activate()
-            client.meta.events.register(
-                "before-call.sts.GetCallerIdentity", lambda **_: self._count()
-            )
-        return client
-
-    def _count(self) -> None:
-        self.sts_calls += 1
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"interval_seconds": 30}, "cooldown_slack_seconds must be smaller than the interval"),
+        ({"workload": "nocolon"}, "JOB_WORKLOAD='nocolon' must be 'placeholder' or"),
+    ],
+    ids=["slack-above-interval", "workload-without-colon"],
+)
+def test_deploy_refuses_what_the_handler_would_refuse(target, zip_path, monkeypatch, options, says):
+    """Settings the handler would refuse are refused by deploy with its message; nothing made."""
+    names = d.Names("ann")
+    function = d.FunctionSettings(**options)
+    # The runtime's answer: the real handler, reading the environment deploy would write.
+    for variable, value in function.environment(names).items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=re.escape(says)) as runtime:
+        lambda_handler({}, None)
+    with pytest.raises(ConfigError) as refused:
+        d.deploy(target, names, zip_path=zip_path, function=function, clock=ManualClock())
+    assert str(refused.value) == str(runtime.value)
+    assert target.client("dynamodb").list_tables()["TableNames"] == []
+    assert target.client("iam").list_roles()["Roles"] == []
+    assert target.client("lambda").list_functions()["Functions"] == []
+    assert d.leftovers(target, "ann") == []
 
 
-def test_embedded_backend_needs_no_opt_in(fresh_aws):
-    """On the embedded backend connect returns a Target without any opt-in."""
-    said = []
-    target = d.connect(fresh_aws.session(), env={}, say=said.append)
-    assert target.embedded is True
-    assert (target.account, target.region) == (ACCOUNT, REGION)
-    assert said == [f"Target: embedded backend (moto): account {ACCOUNT}, region {REGION}"]
-
-
-def test_real_aws_without_the_environment_variable_is_refused_before_any_call():
-    """Without JOBCONTROLLER_REAL_AWS=1 real AWS is refused before even STS is called."""
-    session = _RealLookingSession()
-    with pytest.raises(RealAWSNotConfirmed, match="JOBCONTROLLER_REAL_AWS"):
-        d.connect(session, env={}, confirm="111122223333", say=None)
-    assert session.sts_calls == 0
-
-
-@pytest.mark.parametrize("confirm", [None, "", "999999999999"])
-def test_real_aws_without_the_matching_account_is_refused_after_showing_it(confirm):
-    """With the variable but no matching confirm, the account and region are shown, then refused."""
-    said = []
-    with pytest.raises(RealAWSNotConfirmed, match="confirm='111122223333'"):
-        d.connect(
-            _RealLookingSession(),
-            env={"JOBCONTROLLER_REAL_AWS": "1"},
-            confirm=confirm,
-            say=said.append,
-        )
-    assert len(said) == 1
-    assert "REAL AWS: account 111122223333, region eu-west-1" in said[0]
-
-
-def test_real_aws_with_both_opt_ins_gives_a_real_target():
-    """The variable plus confirm=<account id> gives a Target marked as real AWS."""
-    target = d.connect(
-        _RealLookingSession(),
-        env={"JOBCONTROLLER_REAL_AWS": "1"},
-        confirm="111122223333",
-        say=None,
-    )
-    assert target.embedded is False
-    assert (target.account, target.region) == ("111122223333", "eu-west-1")
-
-
-def test_missing_region_is_a_clear_error(aws, monkeypatch):
-    """A session with no region gives ConfigError naming AWS_DEFAULT_REGION."""
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="y")
-    assert session.region_name is None
-    with pytest.raises(ConfigError, match="AWS_DEFAULT_REGION"):
-        d.connect(session, say=None)
+def test_function_config_refuses_what_the_handler_would_refuse():
+    """The step-by-step path (function_config, used by ensure_function) runs the same check."""
+    with pytest.raises(ConfigError, match="JOB_WORKLOAD='nocolon'"):
+        d.function_config(d.Names("ann"), d.FunctionSettings(workload="nocolon"), "arn:role")
 
 
 # --- deploy ------------------------------------------------------------------------------
@@ -427,48 +343,3 @@ def test_one_off_schedule_in_the_past_is_refused(target, deployed):
     clock = ManualClock("2026-01-05T09:00:00Z")
     with pytest.raises(ConfigError, match="at least 30 s after now"):
         d.schedule_once(target, deployed.names, at=clock.now(), clock=clock)
-
-
-# --- teardown ----------------------------------------------------------------------------
-
-
-def test_teardown_deletes_everything_in_order_and_is_safe_to_repeat(target, deployed):
-    """Teardown removes the schedules first and the table last, leaves nothing, and can rerun."""
-    d.schedule_once(target, deployed.names, clock=ManualClock())
-    report = d.teardown(target, deployed.names)
-    assert report.leftovers == ()
-    assert d.leftovers(target, "ann") == []
-    kinds = [entry.split(" ", 1)[0] for entry in report.deleted]
-    assert kinds[:3] == ["schedule", "schedule", "schedule"]  # two schedules, then the group
-    assert kinds[-1] == "table"
-    assert kinds.index("role") < kinds.index("function")  # the scheduler's role before its target
-    assert len(report.deleted) == 10
-    assert d.teardown(target, deployed.names).deleted == ()
-
-
-def test_teardown_leaves_other_participants_alone(target, zip_path, deployed):
-    """Tearing down 'ann' leaves every resource of 'annb' (a prefix that starts the same)."""
-    d.deploy(target, d.Names("annb"), zip_path=zip_path, clock=ManualClock())
-    d.teardown(target, deployed.names)
-    assert d.leftovers(target, "ann") == []
-    assert d.leftovers(target, "annb") == _expected_arns("annb")
-
-
-def test_teardown_reports_anything_tagged_it_did_not_delete(target, deployed):
-    """A tagged resource teardown does not know about makes it raise, naming the resource."""
-    target.client("sqs").create_queue(QueueName="ann-stray", tags={"jobcontroller:prefix": "ann"})
-    with pytest.raises(d.TeardownIncomplete, match="ann-stray"):
-        d.teardown(target, deployed.names)
-
-
-def test_teardown_can_keep_the_table(target, deployed):
-    """keep_table=True deletes everything but the table, and that is not reported as left over."""
-    report = d.teardown(target, deployed.names, keep_table=True)
-    assert not any(entry.startswith("table") for entry in report.deleted)
-    assert d.leftovers(target, "ann") == [deployed.table_arn]
-
-
-def test_leftovers_refuses_a_bad_prefix(target):
-    """leftovers validates its prefix, so an empty one can never match everything."""
-    with pytest.raises(ConfigError):
-        d.leftovers(target, "")

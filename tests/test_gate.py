@@ -215,3 +215,11 @@ def test_decide_invariants(job_state, trigger_slot, now):
     if job_state.paused:
         assert decision.reason is Reason.PAUSED
     assert decide(job_state, trigger, now, config=CONFIG) == decision
+
+
+def test_running_without_a_lease_is_taken_over_with_a_readable_detail():
+    """A RUNNING state built without a lease expiry is taken over; the detail says so."""
+    no_lease = state(status=Status.RUNNING, run_id="run-old")
+    decision = decide(no_lease, slot(T0), at(1), config=CONFIG)
+    assert decision.action is Action.TAKEOVER
+    assert decision.detail == "run run-old's lease expired at an unknown time"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from jobcontroller import ConfigError
-from jobcontroller.handler import lambda_handler, settings_from_env
+from jobcontroller import ConfigError, JobConfig
+from jobcontroller.handler import Settings, environment, lambda_handler, settings_from_env
 
 JOB = "hourly_processor"
 GOOD_ENV = {"JOB_TABLE": "job_control", "JOB_NAME": JOB}
@@ -111,3 +111,26 @@ def test_handler_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_settings_to_env_and_back_is_the_identity():
+    """Settings.to_env() gives variables that settings_from_env reads back to equal settings."""
+    settings = Settings(
+        table="t",
+        job="nightly",
+        config=JobConfig(interval_seconds=600, cooldown_slack_seconds=5, run_history_days=2),
+        workload="myjobs.nightly:run",
+        workload_seconds=2.5,
+    )
+    env = settings.to_env()
+    assert env["JOB_INTERVAL_SECONDS"] == "600" and env["JOB_WORKLOAD_SECONDS"] == "2.5"
+    assert settings_from_env(env) == settings
+
+
+def test_environment_fills_in_jobconfigs_defaults_and_refuses_unknown_names():
+    """environment() writes JobConfig's default for an omitted field and refuses a typo."""
+    env = environment(table="t", job="j", interval_seconds=600)
+    assert env["JOB_INTERVAL_SECONDS"] == "600"
+    assert env["JOB_COOLDOWN_SLACK_SECONDS"] == str(JobConfig().cooldown_slack_seconds)
+    with pytest.raises(TypeError, match="interval_secs"):
+        environment(table="t", job="j", interval_secs=600)

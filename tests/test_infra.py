@@ -13,7 +13,9 @@ from cfnlint.api import lint, lint_file
 from cfnlint.decode import cfn_yaml
 
 from jobcontroller import ManualClock
+from jobcontroller.handler import settings_from_env
 from jobcontroller.ops import deploy as d
+from jobcontroller.ops import naming
 from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
 from jobcontroller.store import TTL_ATTRIBUTE
 
@@ -139,7 +141,7 @@ def test_parameters_match_the_deploy_modules_rules(template):
     """Prefix, JobName and ScheduleExpression follow the same rules and default as deploy."""
     params = template["Parameters"]
     assert set(params) == {"Prefix", "JobName", "ScheduleExpression"}
-    assert params["Prefix"]["AllowedPattern"] == d._PREFIX.pattern
+    assert params["Prefix"]["AllowedPattern"] == naming.PREFIX_PATTERN.pattern
     assert params["JobName"]["Default"] == d.DEFAULT_JOB
     assert params["ScheduleExpression"]["Default"] == d.DEFAULT_SCHEDULE
 
@@ -219,6 +221,12 @@ def test_function_matches_runtime_handler_timeout_and_environment(resolved):
     assert props["Environment"] == expected["Environment"]
     assert props["Handler"] == HANDLER and props["Runtime"] == "python3.12"
     assert props["Timeout"] > int(props["Environment"]["Variables"]["JOB_LEASE_MARGIN_SECONDS"])
+
+
+def test_template_environment_is_what_the_handler_reads_from_deploys(resolved):
+    """The handler reads the template's variables as the same settings as deploy's defaults."""
+    variables = resolved.props("Function")["Environment"]["Variables"]
+    assert settings_from_env(variables) == d.FunctionSettings().handler_settings(NAMES)
 
 
 def test_async_config_matches(resolved):

@@ -27,7 +27,8 @@ from typing import Any, Literal
 from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.course.core import SEED_FIELDS, Table, show_state
 from jobcontroller.errors import ConfigError
-from jobcontroller.model import Drill, JobState, Status, format_ts
+from jobcontroller.handler import settings_from_env
+from jobcontroller.model import Drill, JobConfig, JobState, Status, format_ts
 from jobcontroller.ops import deploy as _deploy
 from jobcontroller.ops.packaging import build_zip, inspect_zip
 from jobcontroller.ops.runner import (
@@ -842,11 +843,15 @@ class Lab:
         )
         return dict(config.get("Environment", {}).get("Variables", {}))
 
+    def _job_config(self) -> JobConfig:
+        # The deployed function's settings, read the way its handler reads them.
+        return settings_from_env(self._function_env()).config
+
     def _interval(self) -> timedelta:
-        return timedelta(seconds=int(self._function_env().get("JOB_INTERVAL_SECONDS", 3600)))
+        return self._job_config().interval
 
     def _history_days(self) -> int:
-        return int(self._function_env().get("JOB_RUN_HISTORY_DAYS", 7))
+        return self._job_config().run_history_days
 
     def show_failures(self) -> Table:
         """The records in the on-failure queue (what Lambda sent after a failed async run)."""

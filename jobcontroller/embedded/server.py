@@ -108,7 +108,9 @@ def _build_server(port: int, *, threaded: bool) -> Any:
         # Only a crash inside moto reaches here (with its traceback): that one stays visible.
         _log.log(logging.ERROR if type == "error" else logging.DEBUG, message, *args)
 
-    server.log = server_log
+    # werkzeug offers no hook for the server's own log line; replacing the method on this one
+    # instance is the least code that routes it to logging.
+    server.log = server_log  # type: ignore[method-assign]
     return server
 
 

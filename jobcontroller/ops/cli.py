@@ -49,7 +49,13 @@ def _participants(path: str) -> list[str]:
 class _Once(argparse.Action):
     """Store an option that may be given only once (a second --prefix would be ignored)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
         if getattr(namespace, self.dest, None) is not None:
             parser.error(f"{option_string} is given twice: this command takes one")
         setattr(namespace, self.dest, values)

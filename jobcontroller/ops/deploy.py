@@ -1,11 +1,13 @@
-"""Deploy, and tear down, one participant's stack: table, roles, log group, queues, function,
-schedule. Every step is idempotent and callable on its own (notebook 05 runs them one by one).
+"""Deploy one participant's stack: table, roles, log group, queues, function, schedule.
 
-Everything is named from one prefix (`Names`) and tagged `jobcontroller:prefix=<prefix>`, so
-`leftovers(target, prefix)` can prove a teardown complete. No step runs without a `Target`,
-and `connect` only returns one for real AWS after the explicit opt-in (the environment
-variable JOBCONTROLLER_REAL_AWS=1 *and* the account id passed back as `confirm`), having shown
-the account and region first.
+Every step is idempotent and callable on its own (notebook 05 runs them one by one); `deploy`
+runs them all in order. This module is also the one door to the deploy story: it re-exports
+what a caller of the steps needs from the modules beside it, so `from jobcontroller.ops import
+deploy` reaches all of it:
+- `naming`: the prefix rules, `Names`, `Target`, `connect` (the real-AWS opt-in);
+- `iam`: the roles' policy documents;
+- `schedule`: `ScheduleSettings`, the recurring and the one-off schedule;
+- `teardown`: `teardown` and the `leftovers` proof.
 
 `infra/template.yaml` declares the same stack for CloudFormation; tests/test_infra.py holds
 the two to the same settings, so change both together.
@@ -15,39 +17,57 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from jobcontroller.clock import Clock, SystemClock
-from jobcontroller.embedded.server import is_loopback
-from jobcontroller.errors import (
-    ConfigError,
-    JobControllerError,
-    RealAWSNotConfirmed,
-    TeardownIncomplete,
+from jobcontroller.errors import ConfigError, TeardownIncomplete
+from jobcontroller.handler import JOB_CONFIG_VARIABLES, Settings, environment, settings_from_env
+from jobcontroller.model import JobConfig
+from jobcontroller.ops.iam import (
+    function_role_policy,
+    lambda_trust_policy,
+    scheduler_role_policy,
+    scheduler_trust_policy,
 )
-from jobcontroller.events import schedule_input
-from jobcontroller.model import job_key
+from jobcontroller.ops.naming import (
+    DEFAULT_JOB,
+    REAL_AWS_ENV,
+    TAG_KEY,
+    Names,
+    Target,
+    connect,
+    error_code,
+    ignore_codes,
+)
 from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
+from jobcontroller.ops.schedule import (
+    DEFAULT_SCHEDULE,
+    ScheduleSettings,
+    ensure_schedule,
+    schedule_once,
+    schedule_request,
+)
+from jobcontroller.ops.teardown import TeardownReport, leftovers, teardown
 from jobcontroller.store import ControlStore
 
 __all__ = [
+    # re-exported from naming, iam, schedule and teardown (see the docstring)
     "DEFAULT_JOB",
     "DEFAULT_SCHEDULE",
     "REAL_AWS_ENV",
     "TAG_KEY",
+    # this module
     "Deployment",
     "FunctionSettings",
     "Names",
+    "Queues",
     "ScheduleSettings",
     "Target",
     "TeardownIncomplete",
@@ -75,124 +95,30 @@ __all__ = [
     "teardown",
 ]
 
-REAL_AWS_ENV = "JOBCONTROLLER_REAL_AWS"
-TAG_KEY = "jobcontroller:prefix"
-DEFAULT_JOB = "hourly_processor"
-# On the hour, every hour, in UTC: the slots are predictable (09:00, 10:00, ...), where
-# `rate(1 hour)` would fire relative to whenever the schedule was created.
-DEFAULT_SCHEDULE = "cron(0 * * * ? *)"
 
-# A prefix is a lowercase letter and up to 15 lowercase letters or digits. No hyphen, so
-# "<prefix>-" can never be the start of another participant's names (with hyphens allowed,
-# "ann-" would also match "ann-b-...") and listing by name prefix finds only our resources.
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
-
-
-# --- names and settings ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Names:
-    """Every resource name of one participant's job, derived from `prefix` and `job`."""
-
-    prefix: str
-    job: str = DEFAULT_JOB
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.prefix, str) or not _PREFIX.match(self.prefix):
-            raise ConfigError(
-                f"prefix {self.prefix!r} is not usable: give a lowercase letter followed by up "
-                "to 15 lowercase letters or digits, e.g. 'ann' or 'p07' (it starts every "
-                "resource name, so it must not be empty and must not contain '-')"
-            )
-        try:
-            job_key(self.job)
-        except JobControllerError as exc:
-            raise ConfigError(f"job name: {exc}") from None
-        too_long = [
-            (what, name, limit)
-            for what, name, limit in (
-                ("function", self.function, 64),
-                ("function role", self.function_role, 64),
-                ("scheduler role", self.scheduler_role, 64),
-                ("schedule", self.schedule, 64),
-                ("queue", self.schedule_dlq, 80),
-            )
-            if len(name) > limit
-        ]
-        if too_long:
-            what, name, limit = too_long[0]
-            raise ConfigError(
-                f"the {what} name {name!r} would be longer than AWS allows ({limit}): "
-                "use a shorter prefix or job name"
-            )
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return {TAG_KEY: self.prefix}
-
-    @property
-    def table(self) -> str:
-        return f"{self.prefix}-job_control"
-
-    @property
-    def function(self) -> str:
-        return f"{self.prefix}-{self.job}"
-
-    @property
-    def log_group(self) -> str:
-        return f"/aws/lambda/{self.function}"
-
-    @property
-    def iam_path(self) -> str:
-        # Roles live under their own path, so `list_roles(PathPrefix=...)` finds exactly ours.
-        return f"/jobcontroller/{self.prefix}/"
-
-    @property
-    def function_role(self) -> str:
-        return f"{self.prefix}-{self.job}-fn"
-
-    @property
-    def scheduler_role(self) -> str:
-        return f"{self.prefix}-{self.job}-scheduler"
-
-    @property
-    def failure_queue(self) -> str:
-        """Where Lambda sends a failed asynchronous invocation (its on-failure destination)."""
-        return f"{self.prefix}-{self.job}-failures"
-
-    @property
-    def schedule_dlq(self) -> str:
-        """Where the Scheduler sends an event it could not deliver to the function."""
-        return f"{self.prefix}-{self.job}-schedule-dlq"
-
-    @property
-    def schedule_group(self) -> str:
-        # Schedules cannot carry tags; schedule groups can, so ours live in a tagged group.
-        # https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-group.html
-        return f"{self.prefix}-jobcontroller"
-
-    @property
-    def schedule(self) -> str:
-        return f"{self.prefix}-{self.job}"
-
-    def once_schedule(self, when: datetime) -> str:
-        return f"{self.schedule}-once-{when.astimezone(UTC):%Y%m%dT%H%M%S}"
+# --- settings ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class FunctionSettings:
-    """The function's runtime, limits and the environment variables of docs/architecture.md."""
+    """The function's runtime and limits, and the job settings it is deployed with.
+
+    The job's fields (interval to workload_seconds) are written down here unchecked; their
+    defaults are JobConfig's and the handler's, and their one check is the handler's own
+    reading of the environment (`handler_settings`), which `deploy` runs before it creates
+    anything. So a setting the function would refuse at every invocation is refused at deploy
+    time instead, with the same message.
+    """
 
     runtime: str = "python3.12"
     timeout_seconds: int = 60
     memory_mb: int = 128
-    interval_seconds: int = 3600
-    cooldown_slack_seconds: int = 60
-    lease_margin_seconds: int = 10
-    run_history_days: int = 7
-    workload: str = "placeholder"
-    workload_seconds: float = 1.0
+    interval_seconds: int = JobConfig.interval_seconds
+    cooldown_slack_seconds: int = JobConfig.cooldown_slack_seconds
+    lease_margin_seconds: int = JobConfig.lease_margin_seconds
+    run_history_days: int = JobConfig.run_history_days
+    workload: str = Settings.workload
+    workload_seconds: float = Settings.workload_seconds
     log_retention_days: int = 14
     # Both retry layers are off (rule 8): retries come from state, not from infrastructure.
     async_max_retries: int = 0
@@ -212,213 +138,23 @@ class FunctionSettings:
 
     def environment(self, names: Names) -> dict[str, str]:
         """The function's environment variables (all strings, as Lambda stores them)."""
-        seconds = self.workload_seconds
-        return {
-            "JOB_TABLE": names.table,
-            "JOB_NAME": names.job,
-            "JOB_INTERVAL_SECONDS": str(self.interval_seconds),
-            "JOB_COOLDOWN_SLACK_SECONDS": str(self.cooldown_slack_seconds),
-            "JOB_LEASE_MARGIN_SECONDS": str(self.lease_margin_seconds),
-            "JOB_RUN_HISTORY_DAYS": str(self.run_history_days),
-            "JOB_WORKLOAD": self.workload,
-            "JOB_WORKLOAD_SECONDS": str(int(seconds) if float(seconds).is_integer() else seconds),
-        }
-
-
-@dataclass(frozen=True)
-class ScheduleSettings:
-    """The schedule: when it fires and what it does when a delivery fails."""
-
-    expression: str = DEFAULT_SCHEDULE
-    timezone: str = "UTC"
-    # Retries off, failures to the dead-letter queue (rule 8). An event older than one
-    # interval is dropped to the queue rather than delivered on top of the next slot.
-    max_retries: int = 0
-    max_event_age_seconds: int = 3600
-    enabled: bool = True
-
-
-# --- where we deploy ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """A checked place to deploy: a boto3 session, its account and region, embedded or real.
-
-    Build it with `connect`, which applies the real-AWS opt-in.
-    """
-
-    session: boto3.session.Session
-    account: str
-    region: str
-    embedded: bool
-    partition: str = "aws"
-    _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region)
-        return self._clients[service]
-
-    def arn(self, service: str, resource: str, *, region: bool = True) -> str:
-        where = self.region if region else ""
-        return f"arn:{self.partition}:{service}:{where}:{self.account}:{resource}"
-
-    def describe(self) -> str:
-        where = "embedded backend (moto)" if self.embedded else "REAL AWS"
-        return f"{where}: account {self.account}, region {self.region}"
-
-
-def connect(
-    session: boto3.session.Session | None = None,
-    *,
-    confirm: str | None = None,
-    env: Mapping[str, str] | None = None,
-    say: Callable[[str], None] | None = print,
-) -> Target:
-    """Check where `session` points and return a Target; real AWS needs the explicit opt-in.
-
-    The embedded backend (an endpoint on loopback) needs nothing. Real AWS needs
-    JOBCONTROLLER_REAL_AWS=1 in the environment and `confirm` equal to the account id,
-    which this function shows (with the region) before it returns, so nothing is changed
-    in an account nobody looked at.
-    """
-    session = session or boto3.session.Session()
-    env = os.environ if env is None else env
-    region = session.region_name
-    if not region:
-        raise ConfigError(
-            "no AWS region is configured: set AWS_DEFAULT_REGION (e.g. eu-west-1) or pass a "
-            "boto3 Session with region_name"
+        return environment(
+            table=names.table,
+            job=names.job,
+            workload=self.workload,
+            workload_seconds=self.workload_seconds,
+            **{name: getattr(self, name) for name in JOB_CONFIG_VARIABLES},
         )
-    sts = session.client("sts", region_name=region)
-    embedded = is_loopback(sts.meta.endpoint_url)
-    if not embedded and env.get(REAL_AWS_ENV) != "1":
-        raise RealAWSNotConfirmed(
-            f"this would use real AWS (region {region}), and {REAL_AWS_ENV} is not set: "
-            f"export {REAL_AWS_ENV}=1 to opt in, or start the embedded backend "
-            "(jobcontroller.embedded.server.start_embedded()) to stay on this machine"
-        )
-    identity = sts.get_caller_identity()
-    account = identity["Account"]
-    partition = session.get_partition_for_region(region)
-    target = Target(session, account, region, embedded, partition)
-    if say is not None:
-        say(f"Target: {target.describe()}" + ("" if embedded else f" as {identity['Arn']}"))
-    if not embedded and confirm != account:
-        raise RealAWSNotConfirmed(
-            f"this would change resources in AWS account {account}, region {region}; "
-            f"if that is right, pass confirm={account!r} (CLI: --confirm-account {account})"
-        )
-    return target
 
+    def handler_settings(self, names: Names) -> Settings:
+        """What the deployed handler will read from its environment.
 
-# --- policies (pure: the parity and IAM tests read them) ---------------------------------
-
-
-def _statement(sid: str, actions: list[str], resources: list[str], **extra: Any) -> dict:
-    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
-
-
-def lambda_trust_policy() -> dict[str, Any]:
-    """Who may assume the function's role: the Lambda service."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-
-
-def scheduler_trust_policy(account: str) -> dict[str, Any]:
-    """Who may assume the scheduler's role: EventBridge Scheduler, for this account only.
-
-    The SourceAccount condition stops another account's schedule from using the role
-    (the confused-deputy case): https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html
-    """
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "scheduler.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
-
-
-# The DynamoDB actions the handler performs (docs/architecture.md). TransactWriteItems has
-# no IAM action of its own: each item in it is authorised as its UpdateItem or PutItem.
-# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
-FUNCTION_DYNAMODB_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-FUNCTION_LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
-
-
-def function_role_policy(names: Names, *, account: str, region: str, partition: str = "aws"):
-    """The function's only permissions: its job's items in its table, its log group, its
-    failure queue."""
-    table_arn = f"arn:{partition}:dynamodb:{region}:{account}:table/{names.table}"
-    log_group_arn = f"arn:{partition}:logs:{region}:{account}:log-group:{names.log_group}"
-    queue_arn = f"arn:{partition}:sqs:{region}:{account}:{names.failure_queue}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            _statement(
-                "OwnJobItemsOnly",
-                list(FUNCTION_DYNAMODB_ACTIONS),
-                [table_arn],
-                # Every key the function touches must have this partition key, so a bug (or
-                # an attacker with the function's credentials) cannot touch another job.
-                # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html
-                Condition={
-                    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"JOB#{names.job}"]}
-                },
-            ),
-            # Written by the Lambda runtime, not the handler. Stream names are chosen by
-            # Lambda at run time, so this is the one wildcard, and only inside our own group.
-            _statement("OwnLogGroup", list(FUNCTION_LOG_ACTIONS), [f"{log_group_arn}:*"]),
-            # Lambda delivers a failed asynchronous invocation to the on-failure destination
-            # with the function's own role.
-            _statement("AsyncFailureDestination", ["sqs:SendMessage"], [queue_arn]),
-        ],
-    }
-
-
-def scheduler_role_policy(names: Names, *, account: str, region: str, partition: str = "aws"):
-    """The scheduler's only permissions: invoke this function, dead-letter to its queue."""
-    function_arn = f"arn:{partition}:lambda:{region}:{account}:function:{names.function}"
-    dlq_arn = f"arn:{partition}:sqs:{region}:{account}:{names.schedule_dlq}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            _statement("InvokeThisFunctionOnly", ["lambda:InvokeFunction"], [function_arn]),
-            _statement("DeadLetterToOwnQueue", ["sqs:SendMessage"], [dlq_arn]),
-        ],
-    }
+        Raises the handler's own ConfigError, message and all, if it would refuse it.
+        """
+        return settings_from_env(self.environment(names))
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
-def _ignore(codes: Iterable[str], call: Callable[[], Any]) -> bool:
-    """Run `call`; True if it ran, False if it failed with one of `codes` (already done)."""
-    try:
-        call()
-    except ClientError as exc:
-        if _code(exc) in set(codes):
-            return False
-        raise
-    return True
 
 
 _POLICY_NAME = "jobcontroller"
@@ -438,7 +174,7 @@ def _ensure_role(
             Tags=tags,
         )["Role"]["Arn"]
     except ClientError as exc:
-        if _code(exc) != "EntityAlreadyExists":
+        if error_code(exc) != "EntityAlreadyExists":
             raise
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
         iam.tag_role(RoleName=name, Tags=tags)
@@ -480,7 +216,7 @@ def ensure_log_group(target: Target, names: Names, settings: FunctionSettings | 
     """The function's log group, created ahead of Lambda so it has a retention and tags."""
     settings = settings or FunctionSettings()
     logs = target.client("logs")
-    if not _ignore(
+    if not ignore_codes(
         ["ResourceAlreadyExistsException"],
         lambda: logs.create_log_group(logGroupName=names.log_group, tags=names.tags),
     ):
@@ -519,7 +255,7 @@ def ensure_queues(
                 break
             except ClientError as exc:
                 # SQS refuses a name for 60 s after a queue of that name was deleted.
-                if _code(exc) != "AWS.SimpleQueueService.QueueDeletedRecently" or attempt == 7:
+                if error_code(exc) != "AWS.SimpleQueueService.QueueDeletedRecently" or attempt == 7:
                     raise
                 sleep(10)
         sqs.tag_queue(QueueUrl=url, Tags=names.tags)
@@ -558,7 +294,11 @@ def ensure_scheduler_role(target: Target, names: Names) -> str:
 
 
 def function_config(names: Names, settings: FunctionSettings, role_arn: str) -> dict[str, Any]:
-    """The function's configuration, as create_function takes it (without the code)."""
+    """The function's configuration, as create_function takes it (without the code).
+
+    Raises the handler's ConfigError if the handler would refuse `settings`.
+    """
+    settings.handler_settings(names)
     return {
         "FunctionName": names.function,
         "Runtime": settings.runtime,
@@ -596,12 +336,12 @@ def ensure_function(
             )["FunctionArn"]
             break
         except ClientError as exc:
-            if _code(exc) == "ResourceConflictException":
+            if error_code(exc) == "ResourceConflictException":
                 arn = _update_function(target, names, config, code, report.code_sha256)
                 break
             # A new role takes a few seconds to reach Lambda (IAM is eventually consistent).
             if (
-                _code(exc) == "InvalidParameterValueException"
+                error_code(exc) == "InvalidParameterValueException"
                 and "assumed" in str(exc)
                 and attempt < 9
             ):
@@ -656,148 +396,6 @@ def ensure_async_config(
     return config
 
 
-def _ensure_schedule_group(target: Target, names: Names) -> str:
-    scheduler = target.client("scheduler")
-    tags = [{"Key": k, "Value": v} for k, v in names.tags.items()]
-    # Look before creating: moto's create_schedule_group silently replaces an existing group
-    # (and so drops its schedules) where AWS answers ConflictException.
-    arn = _schedule_group_arn(scheduler, names.schedule_group)
-    if arn is None:
-        try:
-            return scheduler.create_schedule_group(Name=names.schedule_group, Tags=tags)[
-                "ScheduleGroupArn"
-            ]
-        except ClientError as exc:
-            if _code(exc) != "ConflictException":
-                raise
-            arn = scheduler.get_schedule_group(Name=names.schedule_group)["Arn"]
-    scheduler.tag_resource(ResourceArn=arn, Tags=tags)
-    return arn
-
-
-def _schedule_group_arn(scheduler: Any, name: str) -> str | None:
-    try:
-        return scheduler.get_schedule_group(Name=name)["Arn"]
-    except ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
-            raise
-        return None
-
-
-def _scheduler_role_arn(target: Target, names: Names, role_arn: str | None) -> str:
-    if role_arn:
-        return role_arn
-    return target.client("iam").get_role(RoleName=names.scheduler_role)["Role"]["Arn"]
-
-
-def schedule_request(
-    names: Names,
-    settings: ScheduleSettings,
-    *,
-    function_arn: str,
-    role_arn: str,
-    dead_letter_arn: str,
-) -> dict[str, Any]:
-    """The recurring schedule, as create_schedule takes it."""
-    return {
-        "Name": names.schedule,
-        "GroupName": names.schedule_group,
-        "ScheduleExpression": settings.expression,
-        "ScheduleExpressionTimezone": settings.timezone,
-        # OFF: deliver at the slot, not somewhere in a window after it.
-        "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Target": {
-            "Arn": function_arn,
-            "RoleArn": role_arn,
-            # The Scheduler fills in the <aws.scheduler.*> placeholders at each delivery; the
-            # scheduled time is the handler's once-per-slot key (rule 4).
-            "Input": json.dumps(schedule_input(names.job)),
-            "RetryPolicy": {
-                "MaximumRetryAttempts": settings.max_retries,
-                "MaximumEventAgeInSeconds": settings.max_event_age_seconds,
-            },
-            "DeadLetterConfig": {"Arn": dead_letter_arn},
-        },
-        "State": "ENABLED" if settings.enabled else "DISABLED",
-        "ActionAfterCompletion": "NONE",
-        "Description": f"jobcontroller: {names.job} for {names.prefix}",
-    }
-
-
-def _schedule_request(
-    target: Target, names: Names, settings: ScheduleSettings, role_arn: str | None
-) -> dict[str, Any]:
-    return schedule_request(
-        names,
-        settings,
-        function_arn=target.arn("lambda", f"function:{names.function}"),
-        role_arn=_scheduler_role_arn(target, names, role_arn),
-        dead_letter_arn=target.arn("sqs", names.schedule_dlq),
-    )
-
-
-def _put_schedule(target: Target, request: dict[str, Any]) -> str:
-    scheduler = target.client("scheduler")
-    try:
-        return scheduler.create_schedule(**request)["ScheduleArn"]
-    except ClientError as exc:
-        if _code(exc) != "ConflictException":
-            raise
-    # update_schedule replaces every field, so the result is the same as a fresh create.
-    return scheduler.update_schedule(**request)["ScheduleArn"]
-
-
-def ensure_schedule(
-    target: Target,
-    names: Names,
-    *,
-    settings: ScheduleSettings | None = None,
-    role_arn: str | None = None,
-) -> str:
-    """The recurring schedule (in its tagged group) that invokes the function. Returns its ARN."""
-    settings = settings or ScheduleSettings()
-    _ensure_schedule_group(target, names)
-    return _put_schedule(target, _schedule_request(target, names, settings, role_arn))
-
-
-def schedule_once(
-    target: Target,
-    names: Names,
-    *,
-    at: datetime | None = None,
-    minutes_ahead: float = 3,
-    clock: Clock | None = None,
-    role_arn: str | None = None,
-) -> tuple[str, datetime]:
-    """A one-off `at(...)` schedule, deleted by the Scheduler once it has fired.
-
-    It lets a learner on real AWS watch a scheduled delivery within minutes instead of
-    waiting for the top of the hour. Returns the schedule's ARN and when it fires.
-    """
-    now = (clock or SystemClock()).now()
-    when = at or now + timedelta(minutes=minutes_ahead)
-    if when.tzinfo is None:
-        raise ConfigError("`at` needs a timezone-aware time, e.g. datetime(..., tzinfo=UTC)")
-    when = when.astimezone(UTC).replace(microsecond=0)
-    if when <= now + timedelta(seconds=30):
-        raise ConfigError(
-            f"`at` ({when:%Y-%m-%dT%H:%M:%SZ}) must be at least 30 s after now "
-            f"({now:%Y-%m-%dT%H:%M:%SZ}): pick a later time"
-        )
-    _ensure_schedule_group(target, names)
-    request = _schedule_request(target, names, ScheduleSettings(), role_arn)
-    request.update(
-        Name=names.once_schedule(when),
-        ScheduleExpression=f"at({when:%Y-%m-%dT%H:%M:%S})",
-        ScheduleExpressionTimezone="UTC",
-        State="ENABLED",
-        # The Scheduler deletes a one-off schedule after it fired, so it leaves nothing.
-        ActionAfterCompletion="DELETE",
-        Description=f"jobcontroller: one-off run of {names.job} for {names.prefix}",
-    )
-    return _put_schedule(target, request), when
-
-
 # --- everything --------------------------------------------------------------------------
 
 
@@ -831,6 +429,9 @@ def deploy(
 ) -> Deployment:
     """Run every step in order; running it again brings the stack back to this definition."""
     function = function or FunctionSettings()
+    # The handler's own check, before anything exists: a function it would refuse at every
+    # invocation is not deployed.
+    function.handler_settings(names)
     say = say or (lambda _message: None)
     with tempfile.TemporaryDirectory(prefix="jobcontroller-zip-") as scratch:
         if zip_path is None:
@@ -872,169 +473,3 @@ def deploy(
         code_sha256=report.code_sha256,
         zip_bytes=report.size_bytes,
     )
-
-
-# --- teardown ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TeardownReport:
-    """What teardown deleted (in order) and what, tagged with the prefix, is left (nothing)."""
-
-    deleted: tuple[str, ...]
-    leftovers: tuple[str, ...]
-
-
-def _delete_role(iam: Any, name: str) -> bool:
-    try:
-        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-            iam.delete_role_policy(RoleName=name, PolicyName=policy)
-        for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-            iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
-        iam.delete_role(RoleName=name)
-    except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
-            return False
-        raise
-    return True
-
-
-def _delete_queue(sqs: Any, name: str) -> bool:
-    try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as exc:
-        if _code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            return False
-        raise
-    sqs.delete_queue(QueueUrl=url)
-    return True
-
-
-def _delete_schedules(scheduler: Any, names: Names) -> list[str]:
-    deleted = []
-    try:
-        pages = scheduler.get_paginator("list_schedules").paginate(GroupName=names.schedule_group)
-        schedules = [s["Name"] for page in pages for s in page["Schedules"]]
-    except ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
-            raise
-        schedules = []
-    for name in sorted(schedules):
-        if _ignore(
-            ["ResourceNotFoundException"],
-            lambda n=name: scheduler.delete_schedule(Name=n, GroupName=names.schedule_group),
-        ):
-            deleted.append(f"schedule {names.schedule_group}/{name}")
-    return deleted
-
-
-def teardown(
-    target: Target,
-    names: Names,
-    *,
-    keep_table: bool = False,
-    settle_seconds: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    say: Callable[[str], None] | None = None,
-) -> TeardownReport:
-    """Delete the stack in dependency order; safe to repeat. Raises TeardownIncomplete if
-    anything tagged with the prefix is still there afterwards.
-
-    Order: the schedules first (nothing new starts), then what invokes the function, the
-    function, what it uses, and the table last (it holds the state a learner inspects).
-    `settle_seconds` (default: 0 embedded, 180 on real AWS) is how long to keep checking
-    while real AWS finishes asynchronous deletions (tables, schedule groups, the tagging
-    index).
-    """
-    say = say or (lambda _message: None)
-    if settle_seconds is None:
-        settle_seconds = 0 if target.embedded else 180
-    deleted: list[str] = []
-
-    def note(done: bool, what: str) -> None:
-        if done:
-            deleted.append(what)
-            say(f"deleted {what}")
-
-    scheduler, iam = target.client("scheduler"), target.client("iam")
-    for what in _delete_schedules(scheduler, names):
-        note(True, what)
-    # Look first: moto answers a missing group with a 500 instead of ResourceNotFoundException.
-    if _schedule_group_arn(scheduler, names.schedule_group) is not None:
-        note(
-            _ignore(
-                ["ResourceNotFoundException"],
-                lambda: scheduler.delete_schedule_group(Name=names.schedule_group),
-            ),
-            f"schedule group {names.schedule_group}",
-        )
-    note(_delete_role(iam, names.scheduler_role), f"role {names.scheduler_role}")
-    # Deleting the function deletes its asynchronous invoke configuration with it.
-    note(
-        _ignore(
-            ["ResourceNotFoundException"],
-            lambda: target.client("lambda").delete_function(FunctionName=names.function),
-        ),
-        f"function {names.function}",
-    )
-    note(_delete_role(iam, names.function_role), f"role {names.function_role}")
-    note(
-        _ignore(
-            ["ResourceNotFoundException"],
-            lambda: target.client("logs").delete_log_group(logGroupName=names.log_group),
-        ),
-        f"log group {names.log_group}",
-    )
-    sqs = target.client("sqs")
-    note(_delete_queue(sqs, names.failure_queue), f"queue {names.failure_queue}")
-    note(_delete_queue(sqs, names.schedule_dlq), f"queue {names.schedule_dlq}")
-    if not keep_table:
-        store = ControlStore(names.table, client=target.client("dynamodb"))
-        if store.delete_table():
-            note(True, f"table {names.table}")
-            target.client("dynamodb").get_waiter("table_not_exists").wait(
-                TableName=names.table, WaiterConfig={"Delay": 2, "MaxAttempts": 60}
-            )
-    left = leftovers(target, names.prefix)
-    waited = 0.0
-    while left and waited < settle_seconds:
-        sleep(5)
-        waited += 5
-        left = leftovers(target, names.prefix)
-    if keep_table:
-        table_arn = target.arn("dynamodb", f"table/{names.table}")
-        left = [arn for arn in left if arn != table_arn]
-    if left:
-        raise TeardownIncomplete(
-            f"after teardown of prefix {names.prefix!r} these are still there: "
-            f"{', '.join(left)}; run teardown again (real AWS may need a minute), or delete "
-            "them by hand"
-        )
-    return TeardownReport(tuple(deleted), tuple(left))
-
-
-def leftovers(target: Target, prefix: str) -> list[str]:
-    """ARNs of everything that still belongs to `prefix`; empty after a complete teardown.
-
-    Tables, functions, log groups and queues are found by their tag through the Resource
-    Groups Tagging API (moto serves it for these four; verified in tests/test_deploy.py).
-    IAM roles and schedules it does not list in moto (and schedules cannot carry tags at
-    all), so those are listed by name: roles under the prefix's IAM path, schedule groups
-    and schedules by the name prefix `<prefix>-`.
-    """
-    names = Names(prefix)  # validates the prefix
-    found: set[str] = set()
-    tagging = target.client("resourcegroupstaggingapi")
-    for page in tagging.get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": TAG_KEY, "Values": [prefix]}]
-    ):
-        found.update(r["ResourceARN"] for r in page["ResourceTagMappingList"])
-    iam = target.client("iam")
-    for page in iam.get_paginator("list_roles").paginate(PathPrefix=names.iam_path):
-        found.update(r["Arn"] for r in page["Roles"])
-    scheduler = target.client("scheduler")
-    for page in scheduler.get_paginator("list_schedule_groups").paginate(NamePrefix=f"{prefix}-"):
-        found.update(g["Arn"] for g in page["ScheduleGroups"])
-    for page in scheduler.get_paginator("list_schedules").paginate(NamePrefix=f"{prefix}-"):
-        found.update(s["Arn"] for s in page["Schedules"])
-    return sorted(found)

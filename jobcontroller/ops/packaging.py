@@ -1,9 +1,12 @@
-"""Build the Lambda deployment zip: the core modules only, the same bytes for the same source.
+"""Build the Lambda deployment zip: the package root's modules, the same bytes for the same source.
 
-The zip holds `jobcontroller/<module>.py` for the modules in `LAMBDA_MODULES` and nothing
-else: boto3 and botocore come from the Lambda Python runtime
-(https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html), and the course and
-deployment modules (moto, ipywidgets, matplotlib) are never imported by the handler.
+The zip is the package root: `jobcontroller/<module>.py` for every module directly in the
+package directory except `__main__.py` (the command line), and nothing else. The layout is the
+list: a module belongs to the Lambda exactly when it sits in the root, so there is no list to
+keep in step. boto3 and botocore come from the Lambda Python runtime
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html); the subpackages (the
+embedded AWS, operations, the course, with moto, ipywidgets and matplotlib behind them) are
+never in the zip, and `build_zip` refuses to build if a root module imports one of them.
 
 Every entry gets a fixed timestamp, fixed permissions and a fixed compression level, and the
 entries are sorted, so building twice from the same source gives the same sha256. That makes
@@ -24,34 +27,22 @@ from pathlib import Path
 
 __all__ = [
     "HANDLER",
-    "LAMBDA_MODULES",
     "PACKAGE",
     "ZIP_NAME",
+    "LayoutError",
     "ZipReport",
     "build_zip",
     "inspect_zip",
-    "project_imports",
+    "lambda_modules",
+    "subpackage_imports",
 ]
 
 PACKAGE = "jobcontroller"
 HANDLER = f"{PACKAGE}.handler.lambda_handler"
 ZIP_NAME = "jobcontroller-lambda.zip"
 
-# The one list of what the Lambda needs. `build_zip` refuses to build if the handler imports
-# a project module that is not here, and tests/test_packaging.py checks the same by import
-# analysis, so the list cannot silently fall behind the code.
-LAMBDA_MODULES: tuple[str, ...] = (
-    "__init__",
-    "clock",
-    "controller",
-    "errors",
-    "events",
-    "gate",
-    "handler",
-    "model",
-    "store",
-    "workload",
-)
+# `python -m jobcontroller` starts the command line, which lives in ops: not Lambda code.
+_NOT_IN_ZIP = frozenset({"__main__"})
 
 # 1980-01-01 is the earliest time a zip entry can carry; any fixed value would do.
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -59,6 +50,10 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644
 _CREATE_SYSTEM_UNIX = 3
 _COMPRESS_LEVEL = 9
+
+
+class LayoutError(RuntimeError):
+    """A root module imports a subpackage, so the zip (the root alone) would not import."""
 
 
 @dataclass(frozen=True)
@@ -82,98 +77,71 @@ def _source_dir() -> Path:
     return Path(__file__).resolve().parent.parent  # the package root: the Lambda modules
 
 
-def _module_name(path: Path) -> str:
-    return path.stem
+def lambda_modules(source_dir: Path | None = None) -> tuple[str, ...]:
+    """The modules the zip holds: every `*.py` of the package root but `__main__`, sorted."""
+    source_dir = Path(source_dir) if source_dir is not None else _source_dir()
+    return tuple(sorted(p.stem for p in source_dir.glob("*.py") if p.stem not in _NOT_IN_ZIP))
 
 
-def _is_type_checking_block(node: ast.AST) -> bool:
-    test = getattr(node, "test", None)
-    return isinstance(node, ast.If) and (
-        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-    )
+def _subpackages(source_dir: Path) -> frozenset[str]:
+    return frozenset(p.parent.name for p in source_dir.glob("*/__init__.py"))
 
 
-def _imports_of(path: Path) -> set[str]:
-    """Project modules that `path` imports (statically), by module name within the package.
+def _imported_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The dotted names an import statement loads, relative ones spelled from the package."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level == 0:
+        base = node.module or ""
+    elif node.level == 1:  # a root module's `from .x import y` / `from . import x`
+        base = ".".join(filter(None, [PACKAGE, node.module]))
+    else:  # `..` from the root leaves the package: not ours
+        return []
+    # `from jobcontroller import ops` imports the subpackage through its name.
+    return [base] + [f"{base}.{alias.name}" for alias in node.names]
 
-    Imports under `if TYPE_CHECKING:` never run, so they are left out. Imports inside
-    functions count: they run when the function does. `importlib.import_module` calls with
-    computed names (the package's lazy `__getattr__`) are not static imports and are not
-    followed: that is how the course modules stay out of the handler's import graph.
+
+def subpackage_imports(path: Path, subpackages: frozenset[str]) -> list[str]:
+    """The subpackages (`jobcontroller.<sub>`) that the module at `path` imports, sorted.
+
+    Every import statement counts, also those in functions or under `TYPE_CHECKING`: the rule
+    is that the root does not depend on the rooms built on it, not merely that the zip loads.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if _is_type_checking_block(node):
-            for child in node.orelse:  # type: ignore[attr-defined]
-                visit(child)
-            return
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module is None:  # from jobcontroller import x, y
-                found.update(alias.name for alias in node.names)
-            elif node.level == 1:  # from jobcontroller.x import y
-                found.add(node.module.split(".")[0])
-            elif node.level == 0 and node.module and node.module.split(".")[0] == PACKAGE:
-                parts = node.module.split(".")
-                if len(parts) > 1:
-                    found.add(parts[1])
-                else:  # from jobcontroller import x: x may be a module or a name
-                    found.update(alias.name for alias in node.names)
-                    found.add("__init__")
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == PACKAGE:
-                    found.add(parts[1] if len(parts) > 1 else "__init__")
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for name in _imported_names(node):
+                parts = name.split(".")
+                if len(parts) > 1 and parts[0] == PACKAGE and parts[1] in subpackages:
+                    found.add(f"{PACKAGE}.{parts[1]}")
+    return sorted(found)
 
 
-def project_imports(module: str = "handler", *, source_dir: Path | None = None) -> set[str]:
-    """Every project module that importing `jobcontroller.<module>` loads, itself included.
-
-    Importing a submodule first imports the package, so `__init__` and what it imports
-    are always part of the answer.
-    """
-    source_dir = source_dir or _source_dir()
-    available = {_module_name(p) for p in source_dir.glob("*.py")}
-    seen: set[str] = set()
-    todo = [module, "__init__"]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in available:
-            continue
-        seen.add(name)
-        todo.extend(_imports_of(source_dir / f"{name}.py") - seen)
-    return seen
-
-
-def _check_modules(source_dir: Path) -> None:
-    missing = [m for m in LAMBDA_MODULES if not (source_dir / f"{m}.py").is_file()]
-    if missing:
+def _check_layout(source_dir: Path, modules: tuple[str, ...]) -> None:
+    if "handler" not in modules:
         raise FileNotFoundError(
-            f"cannot build the Lambda zip: {', '.join(m + '.py' for m in missing)} missing "
-            f"from {source_dir}; restore the file(s) or remove them from LAMBDA_MODULES"
+            f"cannot build the Lambda zip: handler.py is missing from {source_dir}; the function's "
+            f"handler is {HANDLER}, so restore it"
         )
-    needed = project_imports("handler", source_dir=source_dir)
-    outside = sorted(needed - set(LAMBDA_MODULES))
-    if outside:
-        raise RuntimeError(
-            f"the handler imports {', '.join(outside)}, which the Lambda zip would not "
-            "contain: add them to LAMBDA_MODULES in jobcontroller/packaging.py, or stop "
-            "importing them from the handler's modules"
+    subpackages = _subpackages(source_dir)
+    offences = [
+        f"{PACKAGE}.{module} imports {', '.join(found)}"
+        for module in modules
+        if (found := subpackage_imports(source_dir / f"{module}.py", subpackages))
+    ]
+    if offences:
+        raise LayoutError(
+            f"cannot build the Lambda zip: {'; '.join(offences)}. The zip holds the package "
+            "root only, so a root module may import only root modules: move the code it needs "
+            "into the root, or move the importing code into the subpackage"
         )
 
 
-def _zip_bytes(source_dir: Path) -> bytes:
+def _zip_bytes(source_dir: Path, modules: tuple[str, ...]) -> bytes:
     with tempfile.SpooledTemporaryFile() as buffer:
         with zipfile.ZipFile(buffer, "w") as archive:
-            for module in sorted(LAMBDA_MODULES):
+            for module in modules:
                 info = zipfile.ZipInfo(f"{PACKAGE}/{module}.py", date_time=_FIXED_TIME)
                 info.external_attr = _FILE_MODE << 16
                 info.create_system = _CREATE_SYSTEM_UNIX
@@ -191,11 +159,12 @@ def build_zip(*, out_dir: str | os.PathLike[str], source_dir: Path | None = None
     The file is replaced atomically, so a reader never sees half a zip.
     """
     source_dir = Path(source_dir) if source_dir is not None else _source_dir()
-    _check_modules(source_dir)
+    modules = lambda_modules(source_dir)
+    _check_layout(source_dir, modules)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / ZIP_NAME
-    data = _zip_bytes(source_dir)
+    data = _zip_bytes(source_dir, modules)
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".tmp-", suffix=".zip")
     try:
         with os.fdopen(fd, "wb") as handle:
