@@ -15,51 +15,23 @@ happen, and the same seed replays the same history exactly.
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import itertools
 import random
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
-
-from botocore.exceptions import ClientError
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from jobcontroller.clock import SequentialIds
-from jobcontroller.controller import InvocationResult, JobController, Outcome
+from jobcontroller.controller import InvocationResult, Outcome
+from jobcontroller.embedded.designs import DESIGNS, JOB, START, TABLE, Design
+from jobcontroller.embedded.interleave import FaultRates, FaultyClient, Scheduler, Task, TaskClock
 from jobcontroller.errors import JobControllerError, WorkloadCrash
-from jobcontroller.gate import decide, next_allowed_run_after
-from jobcontroller.model import Action, JobConfig, Reason, Status, Trigger, format_ts
-from jobcontroller.store import MAX_ATTEMPTS, ControlStore
+from jobcontroller.model import JobConfig, Reason, Trigger
+from jobcontroller.store import ControlStore
 from jobcontroller.workload import WorkloadContext, placeholder
 
 __all__ = ["FaultRates", "Report", "Violation", "simulate"]
-
-JOB = "hourly_processor"
-TABLE = "job_control"
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
-LAMBDA_TIMEOUT_MS = 120_000
-
-
-@dataclass(frozen=True)
-class FaultRates:
-    """How often each fault is drawn: per slot, per invocation or per request."""
-
-    late: float = 0.10  # per slot: the delivery lands 1-15 minutes late
-    duplicate: float = 0.10  # per slot: the slot is delivered again 1-90 minutes later
-    race: float = 0.05  # per slot: 2-8 copies arrive at the same instant
-    crash: float = 0.03  # per invocation: the process dies right after taking the lock
-    overrun: float = 0.03  # per invocation: the work needs longer than the lease
-    late_commit: float = 0.03  # per invocation: the process stalls past its lease, then commits
-    async_retry: float = 0.5  # per failed invocation: Lambda delivers the event again
-    pause: float = 0.01  # per slot: an operator pauses the job for 1-3 slots
-    throttle: float = 0.01  # per request: throttled; botocore retries (rarely in vain)
-    lost_answer: float = 0.01  # per write: applied, the answer lost, botocore retries it
-    conflict: float = 0.005  # per write: DynamoDB reports a transaction conflict
-    skew_seconds: float = 30.0  # each invoker's clock is off by up to this, either way
 
 
 @dataclass(frozen=True)
@@ -131,160 +103,6 @@ INVARIANTS = (
 )
 
 
-# --- the scheduler: one thread at a time, on virtual time --------------------------------
-
-
-class _Task:
-    def __init__(self, scheduler: _Scheduler, name: str, body: Callable[[], Any]) -> None:
-        self.name = name
-        self.body = body
-        self.go = threading.Event()
-        self.started = False
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, args=(scheduler,), daemon=True)
-
-    def _main(self, scheduler: _Scheduler) -> None:
-        scheduler.local.task = self
-        self.go.wait()
-        try:
-            self.result = self.body()
-        except BaseException as exc:  # recorded and judged by the checker
-            self.error = exc
-        finally:
-            scheduler.switch.set()
-
-
-class _Scheduler:
-    """Runs tasks one at a time in virtual time; ties are broken by the seeded generator."""
-
-    def __init__(self, start: datetime, rng: random.Random) -> None:
-        self.now = start
-        self.rng = rng
-        self.switch = threading.Event()
-        self.local = threading.local()
-        self._queue: list[tuple[datetime, float, int, _Task]] = []
-        self._count = itertools.count()
-
-    def spawn(self, at: datetime, name: str, body: Callable[[], Any]) -> _Task:
-        task = _Task(self, name, body)
-        self._push(at, task)
-        return task
-
-    def _push(self, at: datetime, task: _Task) -> None:
-        heapq.heappush(self._queue, (at, self.rng.random(), next(self._count), task))
-
-    def pause(self, seconds: float) -> None:
-        """Called from a task: let `seconds` of virtual time pass, and others run meanwhile."""
-        task: _Task = self.local.task
-        self._push(self.now + timedelta(seconds=max(seconds, 0)), task)
-        task.go.clear()
-        self.switch.set()
-        task.go.wait()
-
-    def run_until(self, end: datetime) -> None:
-        while self._queue and self._queue[0][0] <= end:
-            at, _, _, task = heapq.heappop(self._queue)
-            self.now = max(self.now, at)
-            self.switch.clear()
-            if not task.started:
-                task.started = True
-                task.thread.start()
-            task.go.set()
-            self.switch.wait()
-        self.now = max(self.now, end)
-
-
-class _TaskClock:
-    """An invoker's clock: virtual time plus this invoker's skew; sleeping yields."""
-
-    def __init__(self, scheduler: _Scheduler, skew: float) -> None:
-        self._scheduler = scheduler
-        self._skew = timedelta(seconds=skew)
-
-    def now(self) -> datetime:
-        return self._scheduler.now + self._skew
-
-    def sleep(self, seconds: float) -> None:
-        self._scheduler.pause(seconds)
-
-
-# --- faults on the wire -------------------------------------------------------------------
-
-_WRITES = {"update_item", "put_item", "transact_write_items", "delete_item"}
-
-
-class _FaultyClient:
-    """A DynamoDB client whose requests yield to the scheduler and sometimes fail.
-
-    The faults are the ones botocore and DynamoDB produce: a throttled request is retried
-    (standard mode, MAX_ATTEMPTS in all) and only fails when every attempt was throttled; a
-    write whose answer is lost is sent again, as botocore does, and the caller gets the
-    answer to the second attempt; a conflict is raised as DynamoDB raises it.
-    """
-
-    def __init__(self, inner: Any, sim: _Simulation) -> None:
-        self._inner = inner
-        self._sim = sim
-        self.meta = inner.meta
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._inner, name)
-        if name not in _WRITES and name not in ("get_item", "query"):
-            return method  # type: ignore[no-any-return]
-
-        def call(**params: Any) -> Any:
-            sim = self._sim
-            sim.scheduler.pause(sim.rng.uniform(0.002, 0.02))
-            rates = sim.rates
-            if sim.rng.random() < rates.throttle:
-                throttled = sim.rng.choice([1, 1, 1, 2, 2, 3, MAX_ATTEMPTS])
-                sim.report.faults["throttle"] += 1
-                sim.scheduler.pause(0.05 * (2**throttled))
-                if throttled >= MAX_ATTEMPTS:
-                    raise ClientError(
-                        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
-                        "".join(part.title() for part in name.split("_")),
-                    )
-            if name in _WRITES and sim.rng.random() < rates.conflict:
-                sim.report.faults["transaction conflict"] += 1
-                raise _conflict(name, params)
-            if name in _WRITES and sim.rng.random() < rates.lost_answer:
-                sim.report.faults["lost answer"] += 1
-                with contextlib.suppress(ClientError):  # the first answer is lost either way
-                    method(**params)
-                sim.scheduler.pause(sim.rng.uniform(0.05, 0.5))
-            return method(**params)
-
-        return call
-
-
-def _conflict(operation: str, params: dict[str, Any]) -> ClientError:
-    if operation == "transact_write_items":
-        reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing"}] + [
-            {"Code": "None"} for _ in params["TransactItems"][1:]
-        ]
-        return ClientError(
-            {
-                "Error": {
-                    "Code": "TransactionCanceledException",
-                    "Message": "Transaction cancelled [TransactionConflict]",
-                },
-                "CancellationReasons": reasons,
-            },
-            "TransactWriteItems",
-        )
-    return ClientError(
-        {
-            "Error": {
-                "Code": "TransactionConflictException",
-                "Message": "Transaction is ongoing for the item",
-            }
-        },
-        "UpdateItem",
-    )
-
-
 # --- the run ----------------------------------------------------------------------------
 
 
@@ -300,7 +118,7 @@ class _WorkRecord:
 class _Invocation:
     slot: int
     trigger: Trigger
-    task: _Task
+    task: Task
     at: datetime
     skew: float
     faults: frozenset[str]
@@ -335,11 +153,13 @@ class _Simulation:
         self.rates = rates
         self.config = config
         self.slots = slots
-        self.scheduler = _Scheduler(START, self.rng)
+        self.scheduler = Scheduler(START, self.rng)
         self.raw = client
-        self.client = _FaultyClient(client, self)
-        self.store = ControlStore(TABLE, client=self.client)
         self.report = Report(design=design.name, seed=seed, slots=slots)
+        self.client = FaultyClient(
+            client, scheduler=self.scheduler, rng=self.rng, rates=rates, injected=self.report.faults
+        )
+        self.store = ControlStore(TABLE, client=self.client)
         self.new_run_id = SequentialIds()
         self.work: list[_WorkRecord] = []
         self.invocations: list[_Invocation] = []
@@ -353,10 +173,10 @@ class _Simulation:
         trigger = Trigger(JOB, slot=self.slot_time(index), source="scheduler", attempt=attempt)
         skew = self.rng.uniform(-self.rates.skew_seconds, self.rates.skew_seconds)
         plan = self._draw_run_faults()
-        holder: dict[str, _Task] = {}
+        holder: dict[str, Task] = {}
 
         def body() -> Any:
-            env = _Env(self, index, _TaskClock(self.scheduler, skew), plan)
+            env = _Env(self, index, TaskClock(self.scheduler, skew), plan)
             try:
                 return self.design.invoke(env, trigger)
             except BaseException:
@@ -547,7 +367,7 @@ class _Env:
 
     sim: _Simulation
     slot: int
-    clock: _TaskClock
+    clock: TaskClock
     faults: frozenset[str]
 
     @property
@@ -557,6 +377,13 @@ class _Env:
     @property
     def config(self) -> JobConfig:
         return self.sim.config
+
+    @property
+    def client(self) -> Any:
+        return self.sim.client
+
+    def new_run_id(self) -> str:
+        return self.sim.new_run_id()
 
     def workload(self) -> Callable[[WorkloadContext], Any]:
         """The placeholder, timed by the scheduler, with this invocation's faults."""
@@ -577,199 +404,6 @@ class _Env:
                     ctx.clock.sleep(max(ctx.remaining().total_seconds(), 0) + 120)
 
         return run
-
-
-class Design:
-    """A way of deciding whether to run; the simulation drives each one the same way."""
-
-    name = "controller"
-    keeps_history = True
-    supports_pause = True
-
-    def setup(self, client: Any) -> None:
-        store = ControlStore(TABLE, client=client)
-        store.create_table()
-        store.init_job(JOB, now=START - timedelta(days=1))
-
-    def peek(self, client: Any) -> dict[str, Any]:
-        """The control item as plain values, without validation (a counter-example's item
-        may not be one the package would accept)."""
-        item = client.get_item(
-            TableName=TABLE, Key={"PK": {"S": f"JOB#{JOB}"}, "SK": {"S": "STATE"}}
-        ).get("Item", {})
-        return {k: None if "NULL" in v else next(iter(v.values())) for k, v in item.items()}
-
-    def invoke(self, env: _Env, trigger: Trigger) -> InvocationResult:
-        controller = JobController(
-            env.store, JOB, config=env.config, clock=env.clock, new_run_id=env.sim.new_run_id
-        )
-        return controller.invoke(trigger, env.workload(), remaining_ms=LAMBDA_TIMEOUT_MS)
-
-
-def _skipped(trigger: Trigger, reason: Reason, detail: str) -> InvocationResult:
-    return InvocationResult(
-        job=JOB,
-        outcome=Outcome.SKIPPED,
-        keyed_by=trigger.keyed_by,
-        reason=reason,
-        detail=detail,
-        slot=trigger.slot,
-    )
-
-
-def _ran(trigger: Trigger, run_id: str, outcome: Outcome, error: str | None) -> InvocationResult:
-    return InvocationResult(
-        job=JOB,
-        outcome=outcome,
-        keyed_by=trigger.keyed_by,
-        run_id=run_id,
-        slot=trigger.slot,
-        error=error,
-    )
-
-
-class CardDesign(Design):
-    """The design card as written: read, gate, conditional lock, work, unconditional commit.
-
-    No lease (a crash leaves the job RUNNING for good), no once-per-slot key, and the
-    cooldown is counted from when the run finished.
-    """
-
-    name = "card"
-    keeps_history = False
-    supports_pause = False
-    _KEY: ClassVar[dict[str, Any]] = {"PK": {"S": f"JOB#{JOB}"}, "SK": {"S": "STATE"}}
-
-    def invoke(self, env: _Env, trigger: Trigger) -> InvocationResult:
-        client, now = env.sim.client, env.clock.now()
-        item = client.get_item(TableName=TABLE, Key=self._KEY, ConsistentRead=True)["Item"]
-        if item["status"]["S"] == "RUNNING":
-            return _skipped(trigger, Reason.RUNNING, "status is RUNNING")
-        allowed = item.get("next_allowed_run", {}).get("S")
-        if allowed and format_ts(now) < allowed:
-            return _skipped(trigger, Reason.COOLDOWN, f"next run allowed from {allowed}")
-        run_id = env.sim.new_run_id()
-        try:
-            client.update_item(
-                TableName=TABLE,
-                Key=self._KEY,
-                UpdateExpression="SET #s = :r, last_run_ts = :now",
-                ConditionExpression="#s = :i AND version = :v",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":r": {"S": "RUNNING"},
-                    ":i": {"S": "IDLE"},
-                    ":now": {"S": format_ts(now)},
-                    ":v": item["version"],
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return _skipped(trigger, Reason.LOST_RACE, "the conditional write was refused")
-        lease = now + timedelta(milliseconds=LAMBDA_TIMEOUT_MS)
-        ctx = WorkloadContext(JOB, run_id, trigger.slot, lease, env.clock)
-        error = None
-        try:
-            env.workload()(ctx)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        done = env.clock.now()
-        sets = (
-            "SET #s = :idle, last_success_ts = :now, next_allowed_run = :next, "
-            "run_count = run_count + :one"
-        )
-        values: dict[str, Any] = {
-            ":idle": {"S": "IDLE"},
-            ":now": {"S": format_ts(done)},
-            ":next": {"S": format_ts(done + env.config.interval)},
-            ":one": {"N": "1"},
-        }
-        if error is not None:
-            sets = "SET #s = :idle, last_error = :error"
-            values = {":idle": {"S": "IDLE"}, ":error": {"S": error}}
-        client.update_item(
-            TableName=TABLE,
-            Key=self._KEY,
-            UpdateExpression=sets,
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values,
-        )
-        return _ran(trigger, run_id, Outcome.SUCCEEDED if error is None else Outcome.FAILED, error)
-
-
-class ReadThenWriteDesign(Design):
-    """The package's gate, but the lock is read, check in Python, then write unconditionally."""
-
-    name = "read-then-write"
-    keeps_history = False
-    supports_pause = False
-
-    def invoke(self, env: _Env, trigger: Trigger) -> InvocationResult:
-        store, now = env.store, env.clock.now()
-        state = store.read(JOB)
-        decision = decide(state, trigger, now, config=env.config)
-        if decision.action is Action.SKIP:
-            return _skipped(trigger, decision.reason or Reason.RUNNING, decision.detail)
-        run_id = env.sim.new_run_id()
-        lease = now + timedelta(
-            milliseconds=LAMBDA_TIMEOUT_MS, seconds=-env.config.lease_margin_seconds
-        )
-        store.write_unconditionally(
-            replace(
-                state,
-                status=Status.RUNNING,
-                version=state.version + 1,
-                run_id=run_id,
-                lease_expires_at=lease,
-                run_slot=trigger.slot,
-                last_run_ts=now,
-            )
-        )
-        ctx = WorkloadContext(JOB, run_id, trigger.slot, lease, env.clock)
-        env.workload()(ctx)
-        done = store.read(JOB)
-        store.write_unconditionally(
-            replace(
-                done,
-                status=Status.IDLE,
-                version=done.version + 1,
-                run_id=None,
-                lease_expires_at=None,
-                run_slot=None,
-                run_count=done.run_count + 1,
-                last_slot=trigger.slot,
-                last_run_id=run_id,
-                next_allowed_run=next_allowed_run_after(trigger.slot, now, config=env.config),
-            )
-        )
-        return _ran(trigger, run_id, Outcome.SUCCEEDED, None)
-
-
-class CompletionCooldownDesign(Design):
-    """The package's controller, except that the cooldown counts from when a run finished."""
-
-    name = "completion-cooldown"
-
-    def invoke(self, env: _Env, trigger: Trigger) -> InvocationResult:
-        result = super().invoke(env, trigger)
-        if result.outcome is Outcome.SUCCEEDED and result.state is not None:
-            # The tempting rule: the next run one interval after this one *finished*.
-            finished = result.state.last_success_ts or env.clock.now()
-            env.store.client.update_item(
-                TableName=TABLE,
-                Key={"PK": {"S": f"JOB#{JOB}"}, "SK": {"S": "STATE"}},
-                UpdateExpression="SET next_allowed_run = :next",
-                ExpressionAttributeValues={
-                    ":next": {"S": format_ts(finished + env.config.interval)}
-                },
-            )
-        return result
-
-
-DESIGNS: dict[str, type[Design]] = {
-    d.name: d for d in (Design, CardDesign, ReadThenWriteDesign, CompletionCooldownDesign)
-}
 
 
 def simulate(

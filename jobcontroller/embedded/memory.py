@@ -24,273 +24,33 @@ that guesses would teach the simulation the wrong lesson.
 from __future__ import annotations
 
 import copy
-import functools
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from jobcontroller.embedded.expressions import (
+    Context,
+    Invalid,
+    Item,
+    comparable,
+    evaluate,
+    parse_condition,
+    parse_update,
+)
 
 __all__ = ["MemoryDynamoDB"]
 
 _TOKEN_WINDOW_SECONDS = 600.0
 
-Item = dict[str, dict[str, Any]]  # attribute name -> typed value, e.g. {"S": "IDLE"}
-
 
 def _error(operation: str, code: str, message: str, **extra: Any) -> ClientError:
     response: dict[str, Any] = {"Error": {"Code": code, "Message": message}}
     response.update(extra)
-    return ClientError(response, operation)  # type: ignore[arg-type]  # botocore's TypedDict
-
-
-# --- expressions ---------------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<op><>|<=|>=|=|<|>|\(|\)|,|\+|-)|(?P<word>[#:]?[A-Za-z_][A-Za-z0-9_]*))"
-)
-_KEYWORDS = {"AND", "OR", "NOT", "BETWEEN", "IN"}
-
-
-@functools.lru_cache(maxsize=512)
-def _tokens(text: str) -> tuple[str, ...]:
-    out: list[str] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise NotImplementedError(f"MemoryDynamoDB cannot parse {text[pos : pos + 30]!r}")
-        token = match.group("op") or match.group("word")
-        out.append(token.upper() if token.upper() in _KEYWORDS else token)
-        pos = match.end()
-    return tuple(out)
-
-
-class _Parser:
-    """A recursive-descent parser for the expression subset; produces nested tuples."""
-
-    def __init__(self, text: str) -> None:
-        self.tokens = _tokens(text)
-        self.pos = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> str:
-        token = self.peek()
-        if token is None or (expected is not None and token != expected):
-            raise NotImplementedError(f"expected {expected!r} at {token!r} in {self.tokens}")
-        self.pos += 1
-        return token
-
-    def done(self) -> None:
-        if self.peek() is not None:
-            raise NotImplementedError(f"unexpected {self.peek()!r} in {self.tokens}")
-
-    # condition := or
-    def condition(self) -> tuple[Any, ...]:
-        left = self.conjunction()
-        while self.peek() == "OR":
-            self.take()
-            left = ("or", left, self.conjunction())
-        return left
-
-    def conjunction(self) -> tuple[Any, ...]:
-        left = self.negation()
-        while self.peek() == "AND":
-            self.take()
-            left = ("and", left, self.negation())
-        return left
-
-    def negation(self) -> tuple[Any, ...]:
-        if self.peek() == "NOT":
-            self.take()
-            return ("not", self.negation())
-        if self.peek() == "(":
-            self.take()
-            inner = self.condition()
-            self.take(")")
-            return inner
-        left = self.operand()
-        if left[0] == "call" and left[1] in _PREDICATES:
-            return left
-        op = self.take()
-        if op == "BETWEEN":
-            low = self.operand()
-            self.take("AND")
-            return ("between", left, low, self.operand())
-        if op not in ("=", "<>", "<", "<=", ">", ">="):
-            raise NotImplementedError(f"MemoryDynamoDB does not support {op!r}")
-        return ("cmp", op, left, self.operand())
-
-    def operand(self) -> tuple[Any, ...]:
-        token = self.take()
-        if self.peek() == "(":  # a function call
-            self.take()
-            args = [self.operand()]
-            while self.peek() == ",":
-                self.take()
-                args.append(self.operand())
-            self.take(")")
-            return ("call", token, tuple(args))
-        if token.startswith(":"):
-            return ("value", token)
-        if token.startswith("#") or token[0].isalpha() or token[0] == "_":
-            return ("path", token)
-        raise NotImplementedError(f"MemoryDynamoDB cannot read operand {token!r}")
-
-    def value(self) -> tuple[Any, ...]:
-        left = self.operand()
-        while self.peek() in ("+", "-"):
-            op = self.take()
-            left = ("arith", op, left, self.operand())
-        return left
-
-
-_PREDICATES = {"attribute_exists", "attribute_not_exists", "begins_with"}
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_condition(text: str) -> tuple[Any, ...]:
-    parser = _Parser(text)
-    tree = parser.condition()
-    parser.done()
-    return tree
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_update(text: str) -> tuple[tuple[str, str, Any], ...]:
-    """`SET a = v, b = v REMOVE c, d` as (("SET", name, value-tree), ("REMOVE", name, None))."""
-    parser = _Parser(text)
-    actions: list[tuple[str, str, Any]] = []
-    while parser.peek() is not None:
-        clause = parser.take().upper()
-        if clause not in ("SET", "REMOVE"):
-            raise NotImplementedError(f"MemoryDynamoDB supports SET and REMOVE, not {clause!r}")
-        while True:
-            path = parser.operand()
-            if path[0] != "path":
-                raise NotImplementedError(f"cannot assign to {path}")
-            if clause == "SET":
-                parser.take("=")
-                actions.append(("SET", path[1], parser.value()))
-            else:
-                actions.append(("REMOVE", path[1], None))
-            if parser.peek() != ",":
-                break
-            parser.take()
-    return tuple(actions)
-
-
-class _Context:
-    """Resolves `#name` and `:value` placeholders against one request."""
-
-    def __init__(self, names: dict[str, str] | None, values: dict[str, Any] | None) -> None:
-        self.names = names or {}
-        self.values = values or {}
-
-    def name(self, token: str) -> str:
-        if token.startswith("#"):
-            try:
-                return self.names[token]
-            except KeyError:
-                raise _validation(f"the name placeholder {token} is not defined") from None
-        return token
-
-    def value(self, token: str) -> dict[str, Any]:
-        try:
-            return self.values[token]
-        except KeyError:
-            raise _validation(f"the value placeholder {token} is not defined") from None
-
-
-class _Invalid(Exception):
-    """A ValidationException to raise with the operation's name once it is known."""
-
-
-def _validation(message: str) -> _Invalid:
-    return _Invalid(message)
-
-
-def _comparable(value: dict[str, Any] | None) -> tuple[str, Any] | None:
-    if value is None:
-        return None
-    ((kind, raw),) = value.items()
-    if kind == "N":
-        return kind, Decimal(raw)
-    if kind in ("S", "B", "BOOL", "NULL"):
-        return kind, raw
-    return kind, json.dumps(raw, sort_keys=True)
-
-
-def _evaluate(tree: tuple[Any, ...], item: Item | None, ctx: _Context) -> Any:
-    kind = tree[0]
-    if kind == "and":
-        return _evaluate(tree[1], item, ctx) and _evaluate(tree[2], item, ctx)
-    if kind == "or":
-        return _evaluate(tree[1], item, ctx) or _evaluate(tree[2], item, ctx)
-    if kind == "not":
-        return not _evaluate(tree[1], item, ctx)
-    if kind == "path":
-        return (item or {}).get(ctx.name(tree[1]))
-    if kind == "value":
-        return ctx.value(tree[1])
-    if kind == "cmp":
-        return _compare(tree[1], _evaluate(tree[2], item, ctx), _evaluate(tree[3], item, ctx))
-    if kind == "between":
-        value = _evaluate(tree[1], item, ctx)
-        return _compare(">=", value, _evaluate(tree[2], item, ctx)) and _compare(
-            "<=", value, _evaluate(tree[3], item, ctx)
-        )
-    if kind == "call":
-        return _call(tree[1], tree[2], item, ctx)
-    if kind == "arith":
-        left, right = _evaluate(tree[2], item, ctx), _evaluate(tree[3], item, ctx)
-        if left is None or right is None or "N" not in left or "N" not in right:
-            raise _validation("an operand in the update expression has an incorrect data type")
-        total = Decimal(left["N"]) + (1 if tree[1] == "+" else -1) * Decimal(right["N"])
-        return {"N": str(total)}
-    raise NotImplementedError(f"MemoryDynamoDB cannot evaluate {kind!r}")
-
-
-def _compare(op: str, left: dict[str, Any] | None, right: dict[str, Any] | None) -> bool:
-    a, b = _comparable(left), _comparable(right)
-    if a is None or b is None:
-        # A missing attribute makes every comparison false; `<>` is true (it is not equal).
-        return op == "<>" and (a is not None or b is not None)
-    if a[0] != b[0]:
-        return op == "<>"  # different types: never equal, never ordered
-    if op == "=":
-        return bool(a[1] == b[1])
-    if op == "<>":
-        return bool(a[1] != b[1])
-    if a[0] not in ("N", "S", "B"):
-        raise _validation(f"the operator {op} cannot compare values of type {a[0]}")
-    return bool({"<": a[1] < b[1], "<=": a[1] <= b[1], ">": a[1] > b[1], ">=": a[1] >= b[1]}[op])
-
-
-def _call(name: str, args: tuple[Any, ...], item: Item | None, ctx: _Context) -> Any:
-    if name in ("attribute_exists", "attribute_not_exists"):
-        present = ctx.name(args[0][1]) in (item or {})
-        return present if name == "attribute_exists" else not present
-    if name == "begins_with":
-        value, prefix = (_evaluate(a, item, ctx) for a in args)
-        return bool(
-            value
-            and prefix
-            and "S" in value
-            and "S" in prefix
-            and value["S"].startswith(prefix["S"])
-        )
-    if name == "if_not_exists":
-        current = _evaluate(args[0], item, ctx)
-        return current if current is not None else _evaluate(args[1], item, ctx)
-    raise NotImplementedError(f"MemoryDynamoDB does not support the function {name}()")
+    return ClientError(response, operation)
 
 
 # --- the client ----------------------------------------------------------------------------
@@ -396,7 +156,7 @@ class MemoryDynamoDB:
 
     def _key(self, table: dict[str, Any], key: Item) -> tuple[str, ...]:
         if set(key) != set(table["keys"]):
-            raise _validation("The provided key element does not match the schema")
+            raise Invalid("The provided key element does not match the schema")
         return tuple(json.dumps(key[k], sort_keys=True) for k in table["keys"])
 
     # --- items ---------------------------------------------------------------------------
@@ -433,18 +193,17 @@ class MemoryDynamoDB:
         with self._lock:
             self.requests += 1
             table = self._table("Query", params["TableName"])
-            ctx = _Context(
+            ctx = Context(
                 params.get("ExpressionAttributeNames"), params.get("ExpressionAttributeValues")
             )
-            tree = _parse_condition(params["KeyConditionExpression"])
-            items = [
-                item
-                for item in table["items"].values()
-                if self._guard("Query", lambda item=item: _evaluate(tree, item, ctx))
-            ]
+            tree = parse_condition(params["KeyConditionExpression"])
+            try:
+                items = [i for i in table["items"].values() if evaluate(tree, i, ctx)]
+            except Invalid as exc:
+                raise _error("Query", "ValidationException", str(exc)) from None
             sort = table["keys"][1] if len(table["keys"]) > 1 else None
             if sort is not None:
-                items.sort(key=lambda i: _comparable(i[sort]) or ("", ""))
+                items.sort(key=lambda i: comparable(i[sort]) or ("", ""))
             if not params.get("ScanIndexForward", True):
                 items.reverse()
             start = params.get("ExclusiveStartKey")
@@ -503,7 +262,7 @@ class MemoryDynamoDB:
                         reason["Item"] = copy.deepcopy(failed.old)
                     reasons.append(reason)
                     staged = []
-                except _Invalid as exc:
+                except Invalid as exc:
                     raise _error("TransactWriteItems", "ValidationException", str(exc)) from None
             if any(r["Code"] != "None" for r in reasons):
                 codes = ", ".join(r["Code"] for r in reasons)
@@ -572,17 +331,17 @@ class MemoryDynamoDB:
         return response
 
     def _apply_update(self, old: Item | None, params: dict[str, Any]) -> Item:
-        ctx = _Context(
+        ctx = Context(
             params.get("ExpressionAttributeNames"), params.get("ExpressionAttributeValues")
         )
         new = copy.deepcopy(old) if old is not None else copy.deepcopy(params["Key"])
-        for clause, path, value in _parse_update(params["UpdateExpression"]):
+        for clause, path, value in parse_update(params["UpdateExpression"]):
             name = ctx.name(path)
             if clause == "REMOVE":
                 new.pop(name, None)
             else:
                 # Every value is computed from the item as it was before this request.
-                new[name] = copy.deepcopy(_evaluate(value, old, ctx))
+                new[name] = copy.deepcopy(evaluate(value, old, ctx))
         return new
 
     def _check(
@@ -596,10 +355,10 @@ class MemoryDynamoDB:
         condition = params.get("ConditionExpression")
         if condition is None:
             return
-        ctx = _Context(
+        ctx = Context(
             params.get("ExpressionAttributeNames"), params.get("ExpressionAttributeValues")
         )
-        if _evaluate(_parse_condition(condition), old, ctx):
+        if evaluate(parse_condition(condition), old, ctx):
             return
         if raise_as is None:
             raise _ConditionFailed(old)
@@ -612,7 +371,7 @@ class MemoryDynamoDB:
     def _guard(operation: str, action: Callable[[], Any]) -> Any:
         try:
             return action()
-        except _Invalid as exc:
+        except Invalid as exc:
             raise _error(operation, "ValidationException", str(exc)) from None
 
 
