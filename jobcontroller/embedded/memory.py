@@ -71,6 +71,8 @@ class MemoryDynamoDB:
     """The subset of a boto3 DynamoDB client that `ControlStore` calls, in memory.
 
     Thread-safe: one lock around each request makes every request atomic, as DynamoDB does.
+    Size: one class because it stands in for one boto3 client; each method is one DynamoDB
+    operation, and the expression language lives in `jobcontroller.embedded.expressions`.
     `clock` (seconds, monotonic) dates request tokens; pass a virtual one in simulations.
     """
 
