@@ -29,7 +29,7 @@ def decide(state: JobState, trigger: Trigger, now: datetime, *, config: JobConfi
         return Decision(
             Action.SKIP,
             Reason.RUNNING,
-            f"run {state.run_id} holds the lock until {format_ts(state.lease_expires_at)}",
+            f"run {state.run_id} holds the lock until {_ts(state.lease_expires_at)}",
         )
 
     # Rule 4: the scheduled time is the idempotency key. `<=` also refuses a stale slot
@@ -59,9 +59,13 @@ def decide(state: JobState, trigger: Trigger, now: datetime, *, config: JobConfi
         return Decision(
             Action.TAKEOVER,
             None,
-            f"run {state.run_id}'s lease expired at {format_ts(state.lease_expires_at)}",
+            f"run {state.run_id}'s lease expired at {_ts(state.lease_expires_at)}",
         )
     return Decision(Action.RUN, None, "idle, not paused, slot not done, cooldown over")
+
+
+def _ts(when: datetime | None) -> str:
+    return "-" if when is None else format_ts(when)
 
 
 def next_allowed_run_after(

@@ -101,7 +101,8 @@ def load_workload(settings: Settings) -> Workload:
         return placeholder(seconds=settings.workload_seconds)
     module_name, _, attr = settings.workload.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        workload: Workload = getattr(importlib.import_module(module_name), attr)
+        return workload
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"environment variable JOB_WORKLOAD={settings.workload!r}: cannot load it ({exc}); "
@@ -114,6 +115,9 @@ def load_workload(settings: Settings) -> Workload:
 # time and print fixed run ids. The zip's code is the same either way.
 clock: Clock = SystemClock()
 new_run_id: Callable[[], str] = random_ids
+# Stamps only the run history's TTL, which DynamoDB applies by real time. The local runner
+# points it at its simulated clock on the embedded backend (moto never expires items).
+wall_clock: Clock = SystemClock()
 
 _store: ControlStore | None = None
 
@@ -135,6 +139,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         settings.job,
         config=settings.config,
         clock=clock,
+        wall_clock=wall_clock,
         new_run_id=new_run_id,
     )
     remaining = None if context is None else context.get_remaining_time_in_millis()

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.course.core import SEED_FIELDS, Table, show_state
 from jobcontroller.errors import ConfigError
-from jobcontroller.model import Drill, JobState, Status, format_ts
+from jobcontroller.model import Drill, JobState, Outcome, Status, format_ts
 from jobcontroller.ops import deploy as _deploy
 from jobcontroller.ops.packaging import build_zip, inspect_zip
 from jobcontroller.ops.runner import (
@@ -241,7 +241,7 @@ class Step:
     def succeeded(self) -> bool:
         if self.status == "seen":
             return self.state_after.last_slot == self.slot
-        return self.result is not None and self.result.get("outcome") == "SUCCEEDED"
+        return self.result is not None and self.result.get("outcome") == Outcome.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -761,8 +761,8 @@ class Lab:
         state = self.store.read(self.names.job)
         runs = self.history()
         ok_steps = [s for s in day.steps if s.succeeded]
-        successes = [r for r in runs if r.outcome == "SUCCEEDED"]
-        failures = [r for r in runs if r.outcome == "FAILED"]
+        successes = [r for r in runs if r.outcome is Outcome.SUCCEEDED]
+        failures = [r for r in runs if r.outcome is Outcome.FAILED]
         rows: list[tuple[str, str, str, bool]] = []
 
         def check(what: str, expected: Any, found: Any, ok: bool | None = None) -> None:
@@ -811,7 +811,7 @@ class Lab:
             )
         slots = [r.slot for r in successes]
         check("no slot succeeded twice", "yes", "yes" if len(slots) == len(set(slots)) else "no")
-        failed_steps = [s for s in day.steps if (s.result or {}).get("outcome") == "FAILED"]
+        failed_steps = [s for s in day.steps if (s.result or {}).get("outcome") == Outcome.FAILED]
         check(
             "run history: one item per finished run",
             f"{len(ok_steps)} SUCCEEDED, {len(failed_steps)} FAILED",
