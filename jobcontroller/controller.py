@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import Clock, SystemClock, random_ids
@@ -124,7 +124,7 @@ class JobController:
         if trigger.slot is not None:
             check_slot(trigger.slot, now=now)
             # The slot is the idempotency key at the stored precision (whole seconds).
-            trigger = replace(trigger, slot=whole_seconds(trigger.slot))
+            trigger = replace(trigger, slot=whole_seconds(trigger.slot.astimezone(UTC)))
         # Everything that could fail on the calendar's edge is computed before any write,
         # so that nothing between acquire and commit raises outside the workload's `try`.
         try:

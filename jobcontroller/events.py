@@ -57,7 +57,16 @@ def check_slot(slot: datetime, *, now: datetime) -> None:
     No older than MAX_SLOT_AGE and no later than MAX_SLOT_SKEW: a slot far in the past or
     the future would otherwise mark years of real slots as done, or overflow the calendar.
     """
-    earliest, latest = now - MAX_SLOT_AGE, now + MAX_SLOT_SKEW
+    try:
+        # In UTC first: comparing or printing another offset near year 1 or 9999 overflows.
+        slot, now = slot.astimezone(UTC), now.astimezone(UTC)
+    except OverflowError:
+        raise BadEvent(
+            "scheduled slot is not a time between years 0001 and 9999 in UTC; nothing was "
+            "written: send the slot the schedule fired for, or leave it out"
+        ) from None
+    earliest = _shifted(now, -MAX_SLOT_AGE)
+    latest = _shifted(now, MAX_SLOT_SKEW)
     if earliest <= slot <= latest:
         return
     where = "in the past" if slot < earliest else "in the future"
@@ -68,6 +77,14 @@ def check_slot(slot: datetime, *, now: datetime) -> None:
         f"later (clock skew), between {format_ts(earliest)} and {format_ts(latest)}. "
         "Nothing was written; send the slot the schedule fired for, or leave it out."
     )
+
+
+def _shifted(when: datetime, by: timedelta) -> datetime:
+    """`when + by`, stopping at the calendar's ends instead of overflowing."""
+    try:
+        return when + by
+    except OverflowError:
+        return (datetime.min if by < timedelta(0) else datetime.max).replace(tzinfo=UTC)
 
 
 def _hours(span: timedelta) -> str:

@@ -195,6 +195,9 @@ _COUNTER_FIELDS = (
     "consecutive_failures",
     "takeover_count",
 )
+# Counters are whole numbers far below this; a bigger one is corruption (and converting a
+# number like 1E+125, which DynamoDB can store, to an int would be wasted work).
+_COUNTER_LIMIT = 10**18
 _TEXT_FIELDS = ("last_error", "run_id", "last_run_id", "last_takeover_from")
 
 
@@ -303,6 +306,7 @@ class JobState:
                 isinstance(raw, bool)
                 or not isinstance(raw, int | Decimal)
                 or (isinstance(raw, Decimal) and not raw.is_finite())
+                or not -_COUNTER_LIMIT < raw < _COUNTER_LIMIT
                 or raw != int(raw)
             ):
                 raise corrupt(name, f"is {preview(raw)}, expected a whole number")
