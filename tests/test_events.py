@@ -94,6 +94,7 @@ def test_bad_events(event, error, message):
         {"attempt": True},
         {"attempt": "9" * 5000},
         {1: "one", "job": JOB},
+        {1: "one", "extra": 2},
         {("a", "b"): 1},
         {"scheduled_time": "0001-01-01T00:00:00+01:00"},
         {"scheduled_time": "9999-12-31T23:59:59-01:00"},
