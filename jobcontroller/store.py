@@ -4,6 +4,10 @@ Every write here is a single conditional request (or a single transaction), so i
 whole or not at all. A refused condition is not an error: it comes back as an outcome that
 carries the item that blocked it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so no
 caller ever compares error-code strings.
+
+It is longer than the package's other modules on purpose: being the one module that talks to
+DynamoDB, it holds every request the package sends (table set-up, the lock, the commit with
+its conflict retries, operator actions, the course's read-backs).
 """
 
 from __future__ import annotations
