@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 
 from .clock import Clock, ManualClock, SequentialIds, SystemClock, random_ids
-from .controller import InvocationResult, JobController, Outcome
+from .controller import InvocationResult, JobController
 from .errors import (
     BadEvent,
+    CommitConflict,
     ConfigError,
     ControlItemCorrupt,
     ControlItemMissing,
@@ -31,8 +32,19 @@ from .errors import (
 )
 from .events import parse_event, schedule_input
 from .gate import decide
-from .model import Action, Decision, Drill, JobConfig, JobState, Reason, Status, Trigger
-from .store import Acquired, Blocked, Committed, ControlStore, Fenced, RunRecord
+from .model import (
+    Action,
+    Decision,
+    Drill,
+    JobConfig,
+    JobState,
+    Outcome,
+    Reason,
+    RunRecord,
+    Status,
+    Trigger,
+)
+from .store import Acquired, Blocked, Committed, ControlStore, Fenced
 from .workload import PlaceholderFailure, WorkloadContext, WorkloadTimeout, placeholder
 
 # A library configures no logging of its own: without this, Python's last-resort handler
@@ -46,6 +58,7 @@ __all__ = [
     "BadEvent",
     "Blocked",
     "Clock",
+    "CommitConflict",
     "Committed",
     "ConfigError",
     "ControlItemCorrupt",

@@ -6,32 +6,34 @@ just read, and every transition is written before the next step depends on it.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import Clock, SystemClock, random_ids
-from .errors import ConfigError
+from .errors import BadEvent, ConfigError
+from .events import check_slot
 from .gate import decide, next_allowed_run_after
-from .model import Action, Decision, JobConfig, JobState, Reason, Trigger, format_ts
-from .store import Acquired, Committed, ControlStore, Fenced, RunRecord, history_expiry
+from .model import (
+    Action,
+    Decision,
+    JobConfig,
+    JobState,
+    Outcome,
+    Reason,
+    RunRecord,
+    Trigger,
+    format_ts,
+    whole_seconds,
+)
+from .store import Acquired, Committed, ControlStore, Fenced, history_expiry
 from .workload import Workload, WorkloadContext
 
 __all__ = ["InvocationResult", "JobController", "Outcome"]
 
 log = logging.getLogger("jobcontroller")
-
-
-class Outcome(enum.StrEnum):
-    """How one invocation ended."""
-
-    SUCCEEDED = "SUCCEEDED"  # the workload ran and its success was committed
-    FAILED = "FAILED"  # the workload raised; the failure was recorded and the lock released
-    SKIPPED = "SKIPPED"  # the gate or the lock said no; `reason` says why; nothing was written
-    FENCED = "FENCED"  # the workload ran but had lost the lock, so its outcome was refused
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class JobController:
     """Decides whether `job` runs for a trigger, and runs it at most once per slot.
 
     The store, the clock and the run-id factory are passed in, so a notebook can drive time
-    by hand and print the same ids on every run.
+    by hand and print the same ids on every run. `wall_clock` stamps only the run history's
+    expiry: DynamoDB's TTL deletes by real time, whatever time the job is driven by.
     """
 
     def __init__(
@@ -79,20 +82,26 @@ class JobController:
         *,
         config: JobConfig | None = None,
         clock: Clock | None = None,
+        wall_clock: Clock | None = None,
         new_run_id: Callable[[], str] = random_ids,
     ) -> None:
         self.store = store
         self.job = job
         self.config = config or JobConfig()
         self.clock = clock or SystemClock()
+        self.wall_clock = wall_clock or SystemClock()
         self.new_run_id = new_run_id
 
     def lease_for(self, now: datetime, remaining_ms: int | None) -> datetime:
         """The lease end: the Lambda's remaining time minus a margin (rule 2).
 
         The lease must end before the Lambda can be killed, so that once the process is
-        gone its lease has already passed and the next trigger may take over.
+        gone its lease has already passed and the next trigger may take over. It is cut
+        down to whole seconds, the stored precision, and the workload's deadline is this
+        same instant: a deadline that kept the fraction would still be running when the
+        lease as stored had passed and another run had taken over.
         """
+        seconds: float
         if remaining_ms is None:
             seconds = self.config.default_lease_seconds
         else:
@@ -103,7 +112,7 @@ class JobController:
                 f"{self.config.lease_margin_seconds} s: raise the function's timeout above "
                 f"the margin or lower JOB_LEASE_MARGIN_SECONDS"
             )
-        return now + timedelta(seconds=int(seconds))
+        return whole_seconds(now + timedelta(seconds=seconds))
 
     def invoke(
         self, trigger: Trigger, workload: Workload, *, remaining_ms: int | None = None
@@ -112,7 +121,22 @@ class JobController:
         if trigger.job != self.job:
             raise ConfigError(f"trigger is for job {trigger.job!r}, controller for {self.job!r}")
         now = self.clock.now()
-        lease_until = self.lease_for(now, remaining_ms)
+        if trigger.slot is not None:
+            check_slot(trigger.slot, now=now)
+            # The slot is the idempotency key at the stored precision (whole seconds).
+            trigger = replace(trigger, slot=whole_seconds(trigger.slot.astimezone(UTC)))
+        # Everything that could fail on the calendar's edge is computed before any write,
+        # so that nothing between acquire and commit raises outside the workload's `try`.
+        try:
+            lease_until = self.lease_for(now, remaining_ms)
+            next_allowed = next_allowed_run_after(trigger.slot, now, config=self.config)
+            format_ts(next_allowed)
+        except OverflowError:
+            raise BadEvent(
+                f"this invocation at {format_ts(now)} (slot "
+                f"{'-' if trigger.slot is None else format_ts(trigger.slot)}) would set a lease "
+                "or next allowed run after year 9999; nothing was written"
+            ) from None
         state = self.store.read(self.job)
         decision = decide(state, trigger, now, config=self.config)
         if decision.action is Action.SKIP:
@@ -131,6 +155,8 @@ class JobController:
         if not isinstance(acquired, Acquired):
             holder = acquired.state
             detail = "another invocation changed the item between our read and our write"
+            if acquired.conflict:
+                detail = "another invocation's transaction was writing the item as we wrote"
             if holder is not None and holder.run_id:
                 detail += f"; run {holder.run_id} holds the lock"
             lost = Decision(Action.SKIP, Reason.LOST_RACE, detail)
@@ -151,7 +177,9 @@ class JobController:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             try:
-                finished = self._finish(acquired.state, trigger, run_id, now, took_over_from, error)
+                finished = self._finish(
+                    acquired.state, trigger, run_id, now, took_over_from, error, next_allowed
+                )
             except Exception as record_exc:
                 # Keep the workload's exception: it is what the operator needs to see.
                 exc.add_note(
@@ -160,7 +188,9 @@ class JobController:
                 )
                 raise exc from record_exc
             return self._finished(trigger, run_id, took_over_from, finished, error=error)
-        finished = self._finish(acquired.state, trigger, run_id, now, took_over_from, None)
+        finished = self._finish(
+            acquired.state, trigger, run_id, now, took_over_from, None, next_allowed
+        )
         return self._finished(trigger, run_id, took_over_from, finished, result=result)
 
     # --- helpers -------------------------------------------------------------------------
@@ -173,21 +203,23 @@ class JobController:
         started: datetime,
         took_over_from: str | None,
         error: str | None,
+        next_allowed: datetime,
     ) -> Committed | Fenced:
         finished_at = self.clock.now()
+        # One reading when both clocks are the same, so the TTL is exactly finished_at + days.
+        wall_now = finished_at if self.wall_clock is self.clock else self.wall_clock.now()
         record = RunRecord(
             job=self.job,
             run_id=run_id,
             started_at=started,
             finished_at=finished_at,
-            outcome="SUCCEEDED" if error is None else "FAILED",
+            outcome=Outcome.SUCCEEDED if error is None else Outcome.FAILED,
             slot=trigger.slot,
             source=trigger.source,
             error=error,
             took_over_from=took_over_from,
-            expires_at=history_expiry(finished_at, self.config.run_history_days),
+            expires_at=history_expiry(wall_now, self.config.run_history_days),
         )
-        next_allowed = next_allowed_run_after(trigger.slot, started, config=self.config)
         return self.store.finish(held, record, next_allowed_run=next_allowed)
 
     def _skipped(

@@ -7,8 +7,11 @@ either happened whole or not at all.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BadEvent",
+    "CommitConflict",
     "ConfigError",
     "ControlItemCorrupt",
     "ControlItemMissing",
@@ -19,7 +22,23 @@ __all__ = [
     "TeardownIncomplete",
     "UnknownJob",
     "WorkloadCrash",
+    "preview",
 ]
+
+# Error messages quote bad input, but only its start: an event or item can be megabytes
+# long, and the message goes to the logs on every invocation.
+PREVIEW_CHARS = 80
+
+
+def preview(value: Any) -> str:
+    """`repr(value)` cut to its first PREVIEW_CHARS characters, saying how long it was."""
+    try:
+        text = repr(value)
+    except Exception:  # an object whose repr fails is still reported, by its type
+        return f"<{type(value).__name__}>"
+    if len(text) <= PREVIEW_CHARS:
+        return text
+    return f"{text[:PREVIEW_CHARS]}... ({len(text)} chars)"
 
 
 class JobControllerError(Exception):
@@ -48,6 +67,10 @@ class ControlItemMissing(JobControllerError):
 
 class ControlItemCorrupt(JobControllerError):
     """The job's control item exists but an attribute has the wrong type or an unknown value."""
+
+
+class CommitConflict(JobControllerError):
+    """The commit met another transaction on every try; the lock stays held until its lease."""
 
 
 class RealAWSBlocked(JobControllerError):

@@ -165,6 +165,9 @@ def load_workload(settings: Settings) -> Workload:
 # time and print fixed run ids. The zip's code is the same either way.
 clock: Clock = SystemClock()
 new_run_id: Callable[[], str] = random_ids
+# Stamps only the run history's TTL, which DynamoDB applies by real time. The local runner
+# points it at its simulated clock on the embedded backend (moto never expires items).
+wall_clock: Clock = SystemClock()
 
 _store: ControlStore | None = None
 
@@ -186,6 +189,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         settings.job,
         config=settings.config,
         clock=clock,
+        wall_clock=wall_clock,
         new_run_id=new_run_id,
     )
     remaining = None if context is None else context.get_remaining_time_in_millis()

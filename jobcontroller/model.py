@@ -13,49 +13,65 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .errors import ControlItemCorrupt, UnknownJob
+from .errors import ControlItemCorrupt, UnknownJob, preview
 
 __all__ = [
+    "TTL_ATTRIBUTE",
     "Action",
     "Decision",
     "Drill",
     "JobConfig",
     "JobState",
+    "Outcome",
     "Reason",
+    "RunRecord",
     "Status",
     "Trigger",
+    "finish_transition",
     "format_ts",
     "job_key",
     "parse_ts",
+    "whole_seconds",
 ]
 
-# Fixed width and always UTC, so that comparing two stored strings inside a DynamoDB
-# condition expression (`lease_expires_at < :now`) compares the two instants.
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_TS_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_JOB_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Stored timestamps are exactly 20 characters, `YYYY-MM-DDTHH:MM:SSZ`, always UTC, with a
+# four-digit year (strftime's %Y is not zero-padded on Linux, so years before 1000 would
+# come out shorter). Fixed width is what makes comparing two stored strings inside a
+# DynamoDB condition expression (`lease_expires_at <= :now`) compare the two instants.
+_TS_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_JOB_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 STATE_SK = "STATE"
+TTL_ATTRIBUTE = "expires_at"
 
 
 def format_ts(when: datetime) -> str:
-    """A UTC-aware datetime as the stored string (seconds precision, `Z` suffix)."""
+    """A UTC-aware datetime as the stored string (whole seconds, cut down, `Z` suffix)."""
     if when.tzinfo is None:
         raise ValueError("naive datetime: pass a UTC-aware datetime (e.g. datetime.now(UTC))")
-    return when.astimezone(UTC).strftime(_TS_FORMAT)
+    t = when.astimezone(UTC)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
 
 
 def parse_ts(text: str) -> datetime:
     """The stored string back to a UTC-aware datetime; ValueError if it is not one."""
-    if not isinstance(text, str) or not _TS_PATTERN.match(text):
-        raise ValueError(f"{text!r} is not a timestamp like 2026-01-05T09:00:00Z")
-    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+    if not isinstance(text, str) or not _TS_PATTERN.fullmatch(text):
+        raise ValueError(f"{preview(text)} is not a timestamp like 2026-01-05T09:00:00Z")
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{preview(text)} is not a real date and time") from None
+
+
+def whole_seconds(when: datetime) -> datetime:
+    """`when` cut down to the stored precision, so it equals what `format_ts` stores."""
+    return when.replace(microsecond=0)
 
 
 def job_key(job: str) -> dict[str, str]:
     """The primary key of a job's control item."""
-    if not isinstance(job, str) or not _JOB_PATTERN.match(job):
+    if not isinstance(job, str) or not _JOB_PATTERN.fullmatch(job):
         raise UnknownJob(
-            f"{job!r} is not a valid job name: use 1-64 letters, digits, '_', '-' or '.'"
+            f"{preview(job)} is not a valid job name: use 1-64 letters, digits, '_', '-' or '.'"
         )
     return {"PK": f"JOB#{job}", "SK": STATE_SK}
 
@@ -83,6 +99,15 @@ class Reason(enum.StrEnum):
     SLOT_DONE = "SLOT_DONE"
     COOLDOWN = "COOLDOWN"
     LOST_RACE = "LOST_RACE"
+
+
+class Outcome(enum.StrEnum):
+    """How one invocation ended (a run record holds SUCCEEDED or FAILED)."""
+
+    SUCCEEDED = "SUCCEEDED"  # the workload ran and its success was committed
+    FAILED = "FAILED"  # the workload raised; the failure was recorded and the lock released
+    SKIPPED = "SKIPPED"  # the gate or the lock said no; `reason` says why; nothing was written
+    FENCED = "FENCED"  # the workload ran but had lost the lock, so its outcome was refused
 
 
 class Drill(enum.StrEnum):
@@ -170,6 +195,9 @@ _COUNTER_FIELDS = (
     "consecutive_failures",
     "takeover_count",
 )
+# Counters are whole numbers far below this; a bigger one is corruption (and converting a
+# number like 1E+125, which DynamoDB can store, to an int would be wasted work).
+_COUNTER_LIMIT = 10**18
 _TEXT_FIELDS = ("last_error", "run_id", "last_run_id", "last_takeover_from")
 
 
@@ -248,23 +276,42 @@ class JobState:
 
         expected_key = job_key(job)
         if item.get("PK") != expected_key["PK"] or item.get("SK") != expected_key["SK"]:
-            raise corrupt("PK/SK", f"is {item.get('PK')!r}/{item.get('SK')!r}, not {expected_key}")
+            found = f"{preview(item.get('PK'))}/{preview(item.get('SK'))}"
+            raise corrupt("PK/SK", f"is {found}, not {expected_key}")
         known = {"PK", "SK", "job", "status", "paused", "drill", "expires_at"}
         known.update(_TIMESTAMP_FIELDS, _COUNTER_FIELDS, _TEXT_FIELDS)
         values: dict[str, Any] = {"job": job}
 
         raw_status = item.get("status")
         try:
+            if not isinstance(raw_status, str):
+                raise ValueError(raw_status)
             values["status"] = Status(raw_status)
         except ValueError:
-            raise corrupt("status", f"is {raw_status!r}, expected IDLE or RUNNING") from None
+            raise corrupt("status", f"is {preview(raw_status)}, expected IDLE or RUNNING") from None
 
+        # The lock's condition is `version = :v`, which a missing attribute never meets: read
+        # as 0 it would make every trigger lose a race that nobody is running. So it must be
+        # there; the other counters only count, and an older item without them reads as 0.
+        if "version" not in item:
+            raise ControlItemCorrupt(
+                f"control item of job {job!r}: attribute 'version' is missing, so the lock's "
+                f"condition `version = :v` can never hold. Nothing was changed. Fix: set it to "
+                f"a number (e.g. 0, or any value above what it was), or delete the item and run "
+                f"init_job({job!r}) to start again from IDLE."
+            )
         for name in _COUNTER_FIELDS:
             raw = item.get(name, 0)
-            if isinstance(raw, bool) or not isinstance(raw, int | Decimal) or raw != int(raw):
-                raise corrupt(name, f"is {raw!r}, expected a whole number")
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, int | Decimal)
+                or (isinstance(raw, Decimal) and not raw.is_finite())
+                or not -_COUNTER_LIMIT < raw < _COUNTER_LIMIT
+                or raw != int(raw)
+            ):
+                raise corrupt(name, f"is {preview(raw)}, expected a whole number")
             if raw < 0:
-                raise corrupt(name, f"is {raw!r}, expected a number >= 0")
+                raise corrupt(name, f"is {preview(raw)}, expected a number >= 0")
             values[name] = int(raw)
 
         for name in _TIMESTAMP_FIELDS:
@@ -280,19 +327,20 @@ class JobState:
         for name in _TEXT_FIELDS:
             raw = item.get(name)
             if raw is not None and not isinstance(raw, str):
-                raise corrupt(name, f"is {raw!r}, expected text or NULL")
+                raise corrupt(name, f"is {preview(raw)}, expected text or NULL")
             values[name] = raw
 
         paused = item.get("paused", False)
         if not isinstance(paused, bool):
-            raise corrupt("paused", f"is {paused!r}, expected true or false")
+            raise corrupt("paused", f"is {preview(paused)}, expected true or false")
         values["paused"] = paused
 
         raw_drill = item.get("drill")
         try:
             values["drill"] = None if raw_drill is None else Drill(raw_drill)
         except ValueError:
-            raise corrupt("drill", f"is {raw_drill!r}, expected FAIL, CRASH or NULL") from None
+            found = preview(raw_drill)
+            raise corrupt("drill", f"is {found}, expected FAIL, CRASH or NULL") from None
 
         if values["status"] is Status.RUNNING and (
             values["run_id"] is None or values["lease_expires_at"] is None
@@ -301,3 +349,96 @@ class JobState:
 
         values["extra"] = {k: v for k, v in item.items() if k not in known}
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run, kept under the job's partition until its TTL expires."""
+
+    job: str
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome  # SUCCEEDED or FAILED
+    slot: datetime | None = None
+    source: str = "manual"
+    error: str | None = None
+    took_over_from: str | None = None
+    expires_at: int = 0  # epoch seconds, by the wall clock (DynamoDB's TTL runs on real time)
+
+    @property
+    def sort_key(self) -> str:
+        return f"RUN#{format_ts(self.started_at)}#{self.run_id}"
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "PK": job_key(self.job)["PK"],
+            "SK": self.sort_key,
+            "job": self.job,
+            "run_id": self.run_id,
+            "started_at": format_ts(self.started_at),
+            "finished_at": format_ts(self.finished_at),
+            "outcome": Outcome(self.outcome).value,
+            "slot": None if self.slot is None else format_ts(self.slot),
+            "source": self.source,
+            "error": self.error,
+            "took_over_from": self.took_over_from,
+            TTL_ATTRIBUTE: self.expires_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> RunRecord:
+        return cls(
+            job=item["job"],
+            run_id=item["run_id"],
+            started_at=parse_ts(item["started_at"]),
+            finished_at=parse_ts(item["finished_at"]),
+            outcome=Outcome(item["outcome"]),
+            slot=None if item.get("slot") is None else parse_ts(item["slot"]),
+            source=item.get("source", "manual"),
+            error=item.get("error"),
+            took_over_from=item.get("took_over_from"),
+            expires_at=int(item.get(TTL_ATTRIBUTE, 0)),
+        )
+
+
+def finish_transition(
+    held: JobState, record: RunRecord, *, next_allowed_run: datetime | None
+) -> JobState:
+    """The control item after `record`'s run commits: the one definition of the commit.
+
+    Pure: the store writes exactly the attributes this changes (conditional on the item
+    still being `held`) and returns this state as the result, so nothing is re-derived.
+    A success counts the run, ends the failure streak and marks its slot done (rule 4) and
+    the next allowed run (rule 5); a failure records the error (rule 8). Either way the lock
+    is released and the version moves on.
+    """
+    if record.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+        raise ValueError(f"only SUCCEEDED or FAILED runs commit, not {record.outcome}")
+    if held.status is not Status.RUNNING or held.run_id != record.run_id:
+        raise ValueError(
+            f"run {record.run_id} cannot commit: in the state given, {held.run_id!r} holds "
+            f"the lock (status {held.status})"
+        )
+    changes: dict[str, Any] = {
+        "status": Status.IDLE,
+        "version": held.version + 1,
+        "last_run_id": record.run_id,
+        "run_id": None,
+        "lease_expires_at": None,
+        "run_slot": None,
+    }
+    if record.outcome is Outcome.SUCCEEDED:
+        changes["run_count"] = held.run_count + 1
+        changes["consecutive_failures"] = 0
+        changes["last_success_ts"] = whole_seconds(record.finished_at)
+        if next_allowed_run is not None:
+            changes["next_allowed_run"] = whole_seconds(next_allowed_run)
+        if record.slot is not None:
+            changes["last_slot"] = whole_seconds(record.slot)
+    else:
+        changes["failure_count"] = held.failure_count + 1
+        changes["consecutive_failures"] = held.consecutive_failures + 1
+        changes["last_error"] = record.error
+        changes["last_error_ts"] = whole_seconds(record.finished_at)
+    return replace(held, **changes)

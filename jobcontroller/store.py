@@ -4,11 +4,17 @@ Every write here is a single conditional request (or a single transaction), so i
 whole or not at all. A refused condition is not an error: it comes back as an outcome that
 carries the item that blocked it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so no
 caller ever compares error-code strings.
+
+It is longer than the package's other modules on purpose: being the one module that talks to
+DynamoDB, it holds every request the package sends (table set-up, the lock, the commit with
+its conflict retries, operator actions, the course's read-backs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,8 +23,18 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .errors import ControlItemMissing, TableMissing
-from .model import Drill, JobState, Status, format_ts, job_key, parse_ts
+from .clock import Clock, SystemClock
+from .errors import CommitConflict, ControlItemCorrupt, ControlItemMissing, TableMissing
+from .model import (
+    TTL_ATTRIBUTE,
+    Drill,
+    JobState,
+    RunRecord,
+    Status,
+    finish_transition,
+    format_ts,
+    job_key,
+)
 
 __all__ = [
     "TTL_ATTRIBUTE",
@@ -30,8 +46,6 @@ __all__ = [
     "RunRecord",
 ]
 
-TTL_ATTRIBUTE = "expires_at"
-
 # Throttling and transient errors are retried by botocore itself ("standard" mode retries
 # throttles with backoff). A retried conditional write whose first attempt was applied comes
 # back as a condition failure; acquire and commit recognise their own run id in the item and
@@ -42,6 +56,13 @@ _CLIENT_CONFIG = Config(
     connect_timeout=5,
     read_timeout=10,
 )
+
+# A commit that meets another transaction on the item is cancelled with reason
+# TransactionConflict, which botocore does not retry. The store sends the same request (same
+# token) again this many times in all, waiting a little longer each time on its clock.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
+COMMIT_ATTEMPTS = 4
+COMMIT_BACKOFF_SECONDS = 0.05  # doubled after each conflict: 0.05, 0.1, 0.2 s
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -56,57 +77,6 @@ def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """One finished run, kept under the job's partition until its TTL expires."""
-
-    job: str
-    run_id: str
-    started_at: datetime
-    finished_at: datetime
-    outcome: str  # SUCCEEDED or FAILED
-    slot: datetime | None = None
-    source: str = "manual"
-    error: str | None = None
-    took_over_from: str | None = None
-    expires_at: int = 0
-
-    @property
-    def sort_key(self) -> str:
-        return f"RUN#{format_ts(self.started_at)}#{self.run_id}"
-
-    def to_item(self) -> dict[str, Any]:
-        return {
-            "PK": job_key(self.job)["PK"],
-            "SK": self.sort_key,
-            "job": self.job,
-            "run_id": self.run_id,
-            "started_at": format_ts(self.started_at),
-            "finished_at": format_ts(self.finished_at),
-            "outcome": self.outcome,
-            "slot": None if self.slot is None else format_ts(self.slot),
-            "source": self.source,
-            "error": self.error,
-            "took_over_from": self.took_over_from,
-            TTL_ATTRIBUTE: self.expires_at,
-        }
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> RunRecord:
-        return cls(
-            job=item["job"],
-            run_id=item["run_id"],
-            started_at=parse_ts(item["started_at"]),
-            finished_at=parse_ts(item["finished_at"]),
-            outcome=item["outcome"],
-            slot=None if item.get("slot") is None else parse_ts(item["slot"]),
-            source=item.get("source", "manual"),
-            error=item.get("error"),
-            took_over_from=item.get("took_over_from"),
-            expires_at=int(item.get(TTL_ATTRIBUTE, 0)),
-        )
-
-
-@dataclass(frozen=True)
 class Acquired:
     """This run now holds the lock; `state` is the item as written."""
 
@@ -116,9 +86,14 @@ class Acquired:
 
 @dataclass(frozen=True)
 class Blocked:
-    """The conditional write was refused; `state` is the item that blocked it."""
+    """The conditional write was refused; `state` is the item that blocked it.
+
+    `conflict` is True when DynamoDB refused it because a transaction was writing the item
+    at that moment (no item comes back then).
+    """
 
     state: JobState | None
+    conflict: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,11 +130,6 @@ class _Expr:
     def set(self, attr: str, value: Any) -> None:
         self.sets.append(f"{self.name(attr)} = {self.value(attr, value)}")
 
-    def add_one(self, attr: str) -> None:
-        # if_not_exists keeps an item written by an older version of the package working.
-        n, zero, one = self.name(attr), self.value("zero", 0), self.value("one", 1)
-        self.sets.append(f"{n} = if_not_exists({n}, {zero}) + {one}")
-
     def request(self, condition: str) -> dict[str, Any]:
         return {
             "UpdateExpression": "SET " + ", ".join(self.sets),
@@ -173,7 +143,8 @@ class ControlStore:
     """A job-control table in DynamoDB: the control items and their run history.
 
     Pass a boto3 DynamoDB `client` (tests and notebooks do, to count or fault requests), or a
-    boto3 `session`; the default is a client from the environment.
+    boto3 `session`; the default is a client from the environment. `clock` paces the retries
+    of a commit that met a transaction conflict; `new_token` makes each commit's request token.
     """
 
     def __init__(
@@ -182,6 +153,8 @@ class ControlStore:
         *,
         client: Any | None = None,
         session: boto3.session.Session | None = None,
+        clock: Clock | None = None,
+        new_token: Callable[[], str] | None = None,
     ) -> None:
         if not isinstance(table, str) or not 3 <= len(table) <= 255:
             raise ValueError(f"table name must be 3-255 characters, got {table!r}")
@@ -189,6 +162,9 @@ class ControlStore:
         if client is None:
             client = (session or boto3.session.Session()).client("dynamodb", config=_CLIENT_CONFIG)
         self.client = client
+        # Only waits between retries of a conflicting commit use the clock.
+        self.clock: Clock = clock or SystemClock()
+        self.new_token = new_token or _random_token
 
     # --- table and job set-up ------------------------------------------------------------
 
@@ -315,7 +291,7 @@ class ControlStore:
         status, version = expr.name("status"), expr.name("version")
         clauses = [f"{version} = {expr.value('expected_version', state.version)}"]
         if takeover:
-            expr.add_one("takeover_count")
+            expr.set("takeover_count", state.takeover_count + 1)
             expr.set("last_takeover_from", state.run_id)
             # The holder we saw is still the holder...
             clauses.append(f"{status} = {expr.value('running', Status.RUNNING.value)}")
@@ -337,11 +313,20 @@ class ControlStore:
                 **expr.request(" AND ".join(clauses)),
             )
         except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionConflictException":
+                # A commit transaction was writing the item at that moment, so the state we
+                # read is already out of date: this invocation lost the race. botocore does
+                # not retry this error, and nothing was written.
+                # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
+                return Blocked(None, conflict=True)
             blocker = self._blocking_state(exc, state.job)
             # A retry of our own applied write is refused by the version clause; the item
             # then names us as holder, and we hold the lock after all.
-            ours = blocker is not None and blocker.run_id == run_id
-            if ours and blocker.status is Status.RUNNING:
+            if (
+                blocker is not None
+                and blocker.run_id == run_id
+                and blocker.status is Status.RUNNING
+            ):
                 return Acquired(blocker, recovered=True)
             return Blocked(blocker)
         return Acquired(JobState.from_item(_from_ddb(response["Attributes"]), job=state.job))
@@ -355,84 +340,97 @@ class ControlStore:
     ) -> Committed | Fenced:
         """Record a finished run and release the lock, fenced on this run still holding it.
 
-        One transaction: the control item update (conditional on `run_id` still being ours)
-        and the run-history item, so history never disagrees with the counters. IAM
-        authorises each part as its own UpdateItem / PutItem; there is no separate action.
+        One transaction: the control item update and the run-history item, so history never
+        disagrees with the counters. The update writes what `finish_transition` changes and
+        is conditional on the item still being `held` (status, holder and version); if an
+        operator paused or set a drill meanwhile, the transition is derived again from the
+        item as it is now. IAM authorises each part as its own UpdateItem / PutItem.
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
         """
-        succeeded = record.outcome == "SUCCEEDED"
+        for _ in range(COMMIT_ATTEMPTS):
+            new = finish_transition(held, record, next_allowed_run=next_allowed_run)
+            sent = self._commit(held, new, record)
+            if not isinstance(sent, JobState):
+                return sent
+            held = sent  # still ours, but an operator's write moved the version on
+        raise CommitConflict(
+            f"run {record.run_id}: the control item kept changing under the commit "
+            f"({COMMIT_ATTEMPTS} tries); the outcome was not recorded. The lock stays held "
+            f"until its lease ends at {_ts_or_dash(held.lease_expires_at)}, then the next "
+            f"trigger takes over. Look for a process writing the item in a loop."
+        )
+
+    def _commit(
+        self, held: JobState, new: JobState, record: RunRecord
+    ) -> Committed | Fenced | JobState:
+        """Send one commit transaction (retried as is on a transaction conflict).
+
+        Returns the refusing item when it still names this run as holder, so that `finish`
+        can derive the transition again from it.
+        """
         expr = _Expr()
-        expr.set("status", Status.IDLE.value)
-        expr.set("version", held.version + 1)
-        expr.set("last_run_id", record.run_id)
-        for attr in ("run_id", "lease_expires_at", "run_slot"):
-            expr.set(attr, None)
-        if succeeded:
-            expr.add_one("run_count")
-            expr.set("consecutive_failures", 0)
-            expr.set("last_success_ts", format_ts(record.finished_at))
-            if next_allowed_run is not None:
-                expr.set("next_allowed_run", format_ts(next_allowed_run))
-            if record.slot is not None:
-                expr.set("last_slot", format_ts(record.slot))
-        else:
-            expr.add_one("failure_count")
-            expr.set("consecutive_failures", held.consecutive_failures + 1)
-            expr.set("last_error", record.error)
-            expr.set("last_error_ts", format_ts(record.finished_at))
-        # Fencing: only the run that holds the lock may write its outcome (rule 3).
-        condition = (
-            f"{expr.name('status')} = {expr.value('running', Status.RUNNING.value)} AND "
-            f"{expr.name('run_id')} = {expr.value('me', record.run_id)}"
+        before, after = held.to_item(), new.to_item()
+        for attr, value in after.items():
+            if before.get(attr) != value:
+                expr.set(attr, value)
+        # Fencing: only the run that holds the lock may write its outcome (rule 3), and only
+        # on the item it holds (the version), so the transition applies to what is stored.
+        condition = " AND ".join(
+            (
+                f"{expr.name('status')} = {expr.value('running', Status.RUNNING.value)}",
+                f"{expr.name('run_id')} = {expr.value('me', record.run_id)}",
+                f"{expr.name('version')} = {expr.value('held_version', held.version)}",
+            )
         )
         update = {"TableName": self.table, "Key": _to_ddb(job_key(held.job))}
         update.update(expr.request(condition))
         update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Update": update},
-                    {"Put": {"TableName": self.table, "Item": _to_ddb(record.to_item())}},
-                ],
-                # DynamoDB makes a retried transaction with the same token a no-op.
-                ClientRequestToken=f"{record.run_id}-finish"[:36],
-            )
-        except ClientError as exc:
-            blocker = self._blocking_state(exc, held.job)
-            if (
-                blocker is not None
-                and blocker.last_run_id == record.run_id
-                and blocker.status is Status.IDLE
-            ):
-                return Committed(blocker, recovered=True)
-            return Fenced(blocker)
-        return Committed(self._after_finish(held, record, expr.values))
-
-    @staticmethod
-    def _after_finish(held: JobState, record: RunRecord, values: dict[str, Any]) -> JobState:
-        """The item as the transaction left it (transactions return no attributes)."""
-        changes: dict[str, Any] = {
-            "status": Status.IDLE,
-            "version": held.version + 1,
-            "last_run_id": record.run_id,
-            "run_id": None,
-            "lease_expires_at": None,
-            "run_slot": None,
+        request = {
+            "TransactItems": [
+                {"Update": update},
+                {"Put": {"TableName": self.table, "Item": _to_ddb(record.to_item())}},
+            ],
+            # DynamoDB applies a transaction at most once per token (for 10 minutes), so the
+            # token must belong to this one request: botocore's retries of it resend it, and
+            # no other run or attempt may share it, whatever its run id (the course restarts
+            # its run ids). A fresh random token per request does both.
+            # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html#DDB-TransactWriteItems-request-ClientRequestToken
+            "ClientRequestToken": self.new_token(),
         }
-        if record.outcome == "SUCCEEDED":
-            changes["run_count"] = held.run_count + 1
-            changes["consecutive_failures"] = 0
-            changes["last_success_ts"] = record.finished_at
-            if ":next_allowed_run" in values:
-                changes["next_allowed_run"] = parse_ts(values[":next_allowed_run"])
-            if record.slot is not None:
-                changes["last_slot"] = record.slot
-        else:
-            changes["failure_count"] = held.failure_count + 1
-            changes["consecutive_failures"] = held.consecutive_failures + 1
-            changes["last_error"] = record.error
-            changes["last_error_ts"] = record.finished_at
-        return replace(held, **changes)
+        delay = COMMIT_BACKOFF_SECONDS
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self.client.transact_write_items(**request)
+            except ClientError as exc:
+                if not _is_transaction_conflict(exc):
+                    return self._refused_commit(exc, held, record)
+                if attempt == COMMIT_ATTEMPTS:
+                    raise CommitConflict(
+                        f"run {record.run_id}: the commit met another transaction on the "
+                        f"item {COMMIT_ATTEMPTS} times (TransactionConflict) and was not "
+                        f"recorded. The lock stays held until its lease ends at "
+                        f"{_ts_or_dash(held.lease_expires_at)}, then the next trigger takes "
+                        f"over; nothing else needs doing. If this repeats, look for another "
+                        f"writer of table {self.table!r}."
+                    ) from exc
+                self.clock.sleep(delay)
+                delay *= 2
+                continue
+            return Committed(new)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _refused_commit(
+        self, exc: ClientError, held: JobState, record: RunRecord
+    ) -> Committed | Fenced | JobState:
+        blocker = self._blocking_state(exc, held.job)
+        if blocker is None:
+            return Fenced(None)
+        if blocker.status is Status.IDLE and blocker.last_run_id == record.run_id:
+            # A retried request whose first attempt was applied (moto ignores the token).
+            return Committed(blocker, recovered=True)
+        if blocker.status is Status.RUNNING and blocker.run_id == record.run_id:
+            return blocker
+        return Fenced(blocker)
 
     # --- operator actions ----------------------------------------------------------------
 
@@ -449,17 +447,27 @@ class ControlStore:
         self.read(job)  # validates the item first: bad state is reported, not built upon
         expr = _Expr()
         expr.set(attr, value)
-        expr.add_one("version")
+        version = expr.name("version")
+        expr.sets.append(f"{version} = {version} + {expr.value('one', 1)}")
+        # Never mend an item that lost its version between our read and this write: that is
+        # corruption to report, not to paper over (rule 9).
+        condition = f"attribute_exists(PK) AND attribute_exists({version})"
         try:
             response = self.client.update_item(
                 TableName=self.table,
                 Key=_to_ddb(job_key(job)),
                 ReturnValues="ALL_NEW",
-                **expr.request("attribute_exists(PK)"),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.request(condition),
             )
         except ClientError as exc:
             self._raise_if_table_missing(exc)
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                if exc.response.get("Item"):
+                    JobState.from_item(_from_ddb(exc.response["Item"]), job=job)  # says why
+                    raise ControlItemCorrupt(
+                        f"control item of job {job!r} changed under {attr}: try again"
+                    ) from None
                 raise ControlItemMissing(
                     f"job {job!r} has no control item: initialise it with init_job({job!r})"
                 ) from None
@@ -504,7 +512,8 @@ class ControlStore:
         except ClientError as exc:
             self._raise_if_table_missing(exc)
             raise
-        return response.get("Item")
+        item: dict[str, Any] | None = response.get("Item")
+        return item
 
     def describe_table(self) -> dict[str, Any]:
         """The table's key schema, billing mode and status, as DescribeTable reports them."""
@@ -580,6 +589,28 @@ def seed_card_lock(store: ControlStore, job: str, *, expected_version: int, now:
     )
 
 
-def history_expiry(finished_at: datetime, days: int) -> int:
-    """Epoch seconds at which a run record expires (the TTL attribute's value)."""
-    return int((finished_at + timedelta(days=days)).timestamp())
+def history_expiry(now: datetime, days: int) -> int:
+    """Epoch seconds at which a run record written `now` expires (the TTL attribute's value).
+
+    Pass the wall clock's time: DynamoDB deletes expired items by real time, so a record
+    stamped from a simulated clock in the past would be deleted within minutes.
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
+    """
+    return int((now + timedelta(days=days)).timestamp())
+
+
+def _random_token() -> str:
+    """A ClientRequestToken (at most 36 characters) that no other request will share."""
+    return uuid.uuid4().hex
+
+
+def _ts_or_dash(when: datetime | None) -> str:
+    return "-" if when is None else format_ts(when)
+
+
+def _is_transaction_conflict(exc: ClientError) -> bool:
+    """True for a transaction cancelled only because another one was writing the item."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return False
+    codes = {r.get("Code") for r in exc.response.get("CancellationReasons") or []}
+    return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes

@@ -105,3 +105,52 @@ def test_missing_table(env, dynamodb):
     with pytest.raises(TableMissing, match="create_table"):
         lambda_handler({}, LambdaContext())
     assert dynamodb.list_tables()["TableNames"] == []
+
+
+def test_a_control_item_without_version_is_reported_not_repaired(env, store, dynamodb, raw_item):
+    """An item without `version` is ControlItemCorrupt everywhere, never LOST_RACE, never mended."""
+    item = raw_item()
+    del item["version"]
+    dynamodb.put_item(TableName="job_control", Item=item)
+    with pytest.raises(ControlItemCorrupt, match="'version' is missing"):
+        lambda_handler({}, LambdaContext())
+    with pytest.raises(ControlItemCorrupt, match="'version'"):
+        store.set_paused(JOB, True)
+    with pytest.raises(ControlItemCorrupt, match="'version'"):
+        store.set_drill(JOB, "FAIL")
+    assert raw_item() == item
+
+
+def test_operator_actions_do_not_mend_a_version_lost_after_their_read(
+    store, dynamodb, raw_item, monkeypatch
+):
+    """If `version` vanishes between the operator's read and write, the write is refused too."""
+    valid = store.read(JOB)
+    item = raw_item()
+    del item["version"]
+    dynamodb.put_item(TableName="job_control", Item=item)
+    monkeypatch.setattr(store, "read", lambda job: valid)
+    with pytest.raises(ControlItemCorrupt, match="'version'"):
+        store.set_paused(JOB, True)
+    assert raw_item() == item
+
+
+@pytest.mark.parametrize(
+    "scheduled_time",
+    [
+        "0999-12-31T23:00:00Z",
+        "2999-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "2026-01-05T09:00:00Z\x00",
+        "0001-01-01T00:00:00+01:00",
+    ],
+)
+def test_slots_the_schedule_cannot_send_change_nothing(
+    env, dynamodb, clock, scheduled_time, monkeypatch
+):
+    """Slots outside what a delivery can carry are BadEvent through the handler, table untouched."""
+    monkeypatch.setattr("jobcontroller.handler.clock", clock)
+    before = whole_table(dynamodb)
+    with pytest.raises(BadEvent):
+        lambda_handler({"job": JOB, "scheduled_time": scheduled_time}, LambdaContext())
+    assert whole_table(dynamodb) == before

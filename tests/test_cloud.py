@@ -127,7 +127,7 @@ class _LambdaStandIn:
 
 
 def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
-    """watch(): one-off at() schedule awaited, duplicate, failure, crash, takeover; proof ok.
+    """watch(): failure, crash, takeover, then a one-off at() schedule awaited, duplicate; proof ok.
 
     Lambda and the Scheduler are stood in for: the local runner invokes on real time, and
     the wait for the one-off schedule delivers its event. A 12 s timeout (and a workload of
@@ -144,7 +144,7 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
 
     def wait(target_, names_, predicate, **options):
         waits.append(options["timeout"])
-        if len(waits) == 1:  # the real scheduler fires the one-off schedule
+        if len(waits) == 2:  # the real scheduler fires the one-off schedule
             scheduler = target.client("scheduler")
             (once,) = [
                 s["Name"]
@@ -166,14 +166,14 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
     day = lab.watch(cloud.DayPlan())
     local.close()
     assert [s.outcome for s in day.steps] == [
-        "ran (seen in the table)",
-        "SKIPPED (SLOT_DONE)",
         "FAILED",
         "crashed (Runtime.ExitError)",
         "SUCCEEDED",
+        "ran (seen in the table)",
+        "SKIPPED (SLOT_DONE)",
     ]
-    assert [s.drill for s in day.steps] == [None, None, Drill.FAIL, Drill.CRASH, None]
-    assert day.steps[-1].result["took_over_from"] == day.steps[3].run_id
+    assert [s.drill for s in day.steps] == [Drill.FAIL, Drill.CRASH, None, None, None]
+    assert day.steps[2].result["took_over_from"] == day.steps[1].run_id
     proof = lab.proof(day)
     assert proof.passed, proof
     spec = lr.ScheduleDriver(target, names, lab.runner).spec()

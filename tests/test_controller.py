@@ -8,11 +8,16 @@ from datetime import timedelta
 import pytest
 
 from jobcontroller import (
+    BadEvent,
     ConfigError,
     Drill,
+    JobController,
+    ManualClock,
     Outcome,
     Reason,
+    SequentialIds,
     Status,
+    SystemClock,
     Trigger,
     placeholder,
 )
@@ -155,3 +160,83 @@ def test_every_transition_is_persisted(make_controller, store, clock):
     make_controller().invoke(scheduled(slot), placeholder())
     fresh = make_controller()
     assert fresh.invoke(scheduled(slot), placeholder()).reason is Reason.SLOT_DONE
+
+
+def test_a_takeover_at_the_lease_boundary_never_overlaps_the_workload(store, clock):
+    """The workload's deadline is never later than the stored lease, so a takeover never overlaps.
+
+    The clock starts at a fraction of a second: the stored lease has whole seconds, and a
+    workload whose deadline kept the fraction would still be running when the lease as
+    stored had passed and a second run took over.
+    """
+    fractional = ManualClock("2026-01-05T09:00:00.770Z")
+    first = JobController(store, JOB, clock=fractional, new_run_id=SequentialIds("first-"))
+    second = JobController(store, JOB, clock=fractional, new_run_id=SequentialIds("second-"))
+    slot = clock.now()
+    started = fractional.now()
+    seen = {}
+
+    def overtaken(ctx):
+        seen["deadline"], seen["lease"] = ctx.deadline, store.read(JOB).lease_expires_at
+        fractional.set(max(seen["lease"], fractional.now()))  # the stored lease has passed
+        seen["takeover"] = second.invoke(scheduled(slot), placeholder(seconds=0))
+        seen["remaining"] = ctx.remaining()
+
+    first.invoke(scheduled(slot), overtaken, remaining_ms=900_000)
+    assert seen["takeover"].took_over_from == "first-0001"
+    assert seen["remaining"] <= timedelta(0), "the first workload was still inside its deadline"
+    assert seen["deadline"] <= seen["lease"]
+    assert seen["deadline"] <= started + timedelta(seconds=900 - 10)
+
+
+def test_the_workload_deadline_is_the_stored_lease(make_controller, store):
+    """The deadline handed to the workload is the lease exactly as stored (whole seconds)."""
+    fractional = ManualClock("2026-01-05T09:00:00.250Z")
+    controller = JobController(store, JOB, clock=fractional)
+    seen = {}
+
+    def workload(ctx):
+        seen["deadline"], seen["lease"] = ctx.deadline, store.read(JOB).lease_expires_at
+
+    controller.invoke(Trigger(JOB), workload, remaining_ms=60_000)
+    whole_second = fractional.now().replace(microsecond=0)
+    assert seen["deadline"] == seen["lease"] == whole_second + timedelta(seconds=50)
+
+
+@pytest.mark.parametrize(
+    "slot",
+    [
+        "0999-12-31T23:00:00Z",
+        "2999-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "2026-01-03T09:00:00Z",
+    ],
+)
+def test_slots_outside_the_bounds_change_nothing(make_controller, store, raw_item, slot):
+    """A slot far in the past or future is a BadEvent before any write, so the job never wedges."""
+    before = raw_item()
+    when = ManualClock(slot).now()
+    with pytest.raises(BadEvent, match="expected"):
+        make_controller().invoke(scheduled(when), placeholder())
+    assert raw_item() == before
+    assert store.runs(JOB) == []
+
+
+def test_a_slot_at_the_end_of_the_calendar_is_refused_before_any_write(store, raw_item):
+    """If slot + interval cannot be represented, the invocation is refused before acquiring."""
+    end = ManualClock("9999-12-31T23:30:00Z")
+    controller = JobController(store, JOB, clock=end)
+    before = raw_item()
+    with pytest.raises(BadEvent, match="9999"):
+        controller.invoke(scheduled(end.now()), placeholder(seconds=0), remaining_ms=60_000)
+    assert raw_item() == before
+
+
+def test_run_history_expires_by_the_wall_clock(store, clock):
+    """The TTL is counted from the wall clock, not from the (manual) clock that drives the run."""
+    wall = ManualClock("2026-11-29T10:00:00Z")
+    controller = JobController(store, JOB, clock=clock, wall_clock=wall)
+    controller.invoke(Trigger(JOB), placeholder(seconds=0))
+    [run] = store.runs(JOB)
+    assert run.expires_at == int((wall.now() + timedelta(days=7)).timestamp())
+    assert isinstance(JobController(store, JOB).wall_clock, SystemClock)

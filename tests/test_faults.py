@@ -12,6 +12,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from jobcontroller import (
+    CommitConflict,
     ControlStore,
     JobController,
     Outcome,
@@ -24,7 +25,8 @@ from jobcontroller import (
     placeholder,
 )
 from jobcontroller.course.counterexamples import naive_acquire
-from jobcontroller.store import MAX_ATTEMPTS
+from jobcontroller.model import format_ts
+from jobcontroller.store import COMMIT_ATTEMPTS, MAX_ATTEMPTS
 
 JOB = "hourly_processor"
 
@@ -41,6 +43,27 @@ class _Body:
         yield self._data
 
 
+def _conflict(operation: str) -> dict:
+    """DynamoDB's answer to a write that meets an in-flight transaction on the same item.
+
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
+    """
+    if operation == "TransactWriteItems":
+        return {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message": "Transaction cancelled, please refer cancellation reasons for specific "
+            "reasons [TransactionConflict, None]",
+            "CancellationReasons": [
+                {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+                {"Code": "None"},
+            ],
+        }
+    return {
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+        "message": "Transaction is ongoing for the item",
+    }
+
+
 class Faults:
     """Make chosen DynamoDB requests fail on the wire, counting every attempt.
 
@@ -51,6 +74,7 @@ class Faults:
 
     def __init__(self, client) -> None:
         self.attempts: dict[str, int] = {}
+        self.tokens: list[str] = []  # ClientRequestToken of every attempt that carried one
         self._plan: dict[str, list[str]] = {}
         client.meta.events.register("before-send.dynamodb", self._before_send)
 
@@ -60,13 +84,23 @@ class Faults:
     def lose_response(self, operation: str, times: int) -> None:
         self._plan.setdefault(operation, []).extend(["lose"] * times)
 
+    def conflict(self, operation: str, times: int) -> None:
+        """Answer as DynamoDB does when another transaction is writing the same item."""
+        self._plan.setdefault(operation, []).extend(["conflict"] * times)
+
     def _before_send(self, request, **_):
         operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
         self.attempts[operation] = self.attempts.get(operation, 0) + 1
+        token = json.loads(request.body).get("ClientRequestToken")
+        if token is not None:
+            self.tokens.append(token)
         plan = self._plan.get(operation)
         if not plan:
             return None
         fault = plan.pop(0)
+        if fault == "conflict":
+            body = json.dumps(_conflict(operation)).encode()
+            return AWSResponse(request.url, 400, {}, _Body(body))
         if fault == "throttle":
             body = {
                 "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
@@ -87,9 +121,9 @@ class Faults:
 
 
 @pytest.fixture
-def prod_store(store):
+def prod_store(store, clock):
     """The store with the production client settings (standard retry mode)."""
-    return ControlStore(store.table)
+    return ControlStore(store.table, clock=clock)
 
 
 @pytest.fixture
@@ -161,8 +195,9 @@ def test_duplicate_delivery_of_a_finished_slot(controller, store, clock, raw_ite
     slot = clock.now()
     controller.invoke(scheduled(slot), placeholder())
     for hour in range(1, int(wait_hours) + 1):
+        clock.set(max(clock.now(), slot + timedelta(hours=hour)))  # slots come in their hour
         controller.invoke(scheduled(slot + timedelta(hours=hour)), placeholder())
-    clock.advance(hours=wait_hours)
+    clock.set(max(clock.now(), slot + timedelta(hours=wait_hours)))
     before = raw_item()
     result = controller.invoke(scheduled(slot), placeholder())
     assert (result.outcome, result.reason) == (Outcome.SKIPPED, Reason.SLOT_DONE)
@@ -232,3 +267,47 @@ def test_failure_record_that_fails_keeps_the_workloads_exception(controller, sto
     assert info.value.__cause__ is not None
     # The lock is left to its lease, exactly as after a crash.
     assert store.read(JOB).status is Status.RUNNING
+
+
+def test_acquire_meeting_a_transaction_is_a_lost_race(controller, store, faults, clock, raw_item):
+    """An acquire refused by TransactionConflictException skips with LOST_RACE, writing nothing."""
+    faults.conflict("UpdateItem", 1)
+    before = raw_item()
+    result = controller.invoke(scheduled(clock.now()), placeholder())
+    assert (result.outcome, result.reason) == (Outcome.SKIPPED, Reason.LOST_RACE)
+    assert "transaction" in result.detail
+    assert faults.attempts["UpdateItem"] == 1
+    assert raw_item() == before
+
+
+def test_commit_meeting_a_transaction_is_retried_with_the_same_token(
+    controller, store, faults, clock
+):
+    """A commit cancelled by a conflict is sent again, same token, after a backoff on the clock."""
+    faults.conflict("TransactWriteItems", 2)
+    slot = clock.now()
+    result = controller.invoke(scheduled(slot), placeholder(seconds=0))
+    assert result.outcome is Outcome.SUCCEEDED
+    assert faults.attempts["TransactWriteItems"] == 3
+    assert len(faults.tokens) == 3 and len(set(faults.tokens)) == 1
+    assert clock.now() > slot  # the backoff slept on the injected clock, not the wall clock
+    state = store.read(JOB)
+    assert (state.status, state.run_count, len(store.runs(JOB))) == (Status.IDLE, 1, 1)
+
+
+def test_commit_that_keeps_conflicting_is_reported_clearly(controller, store, faults, clock):
+    """After its bounded retries the commit raises the package's CommitConflict naming the lease."""
+    faults.conflict("TransactWriteItems", COMMIT_ATTEMPTS)
+    with pytest.raises(CommitConflict, match="lease") as info:
+        controller.invoke(scheduled(clock.now()), placeholder(seconds=0), remaining_ms=300_000)
+    state = store.read(JOB)
+    assert state.status is Status.RUNNING and state.run_id == "run-0001"
+    assert format_ts(state.lease_expires_at) in str(info.value)
+    assert faults.attempts["TransactWriteItems"] == COMMIT_ATTEMPTS
+
+
+def test_botocore_retries_of_one_commit_reuse_its_token(controller, store, faults, clock):
+    """Retries of one request carry one token, so DynamoDB applies the commit at most once."""
+    faults.throttle("TransactWriteItems", 2)
+    controller.invoke(scheduled(clock.now()), placeholder(seconds=0))
+    assert len(faults.tokens) == 3 and len(set(faults.tokens)) == 1

@@ -67,8 +67,9 @@ def test_bad_settings_name_the_variable(changes, variable):
         settings_from_env(env)
 
 
-def test_handler_runs_a_scheduled_slot_once(handler_env, store):
+def test_handler_runs_a_scheduled_slot_once(handler_env, store, clock):
     """A Scheduler payload runs once; the same payload again is skipped with SLOT_DONE."""
+    handler_env.setattr("jobcontroller.handler.clock", clock)  # the slot is near this clock
     event = {"job": JOB, "source": "scheduler", "scheduled_time": "2026-01-05T09:00:00Z"}
     first = lambda_handler(event, LambdaContext())
     second = lambda_handler(event, LambdaContext())

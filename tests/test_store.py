@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,10 +15,12 @@ from jobcontroller import (
     ControlItemMissing,
     ControlStore,
     Fenced,
+    Outcome,
     RunRecord,
     Status,
     TableMissing,
 )
+from jobcontroller.model import finish_transition
 from jobcontroller.store import TTL_ATTRIBUTE
 
 JOB = "hourly_processor"
@@ -108,7 +111,7 @@ def test_takeover_needs_the_lease_to_have_passed_at_write_time(store, clock):
     assert taken.state.last_takeover_from == "r1"
 
 
-def record(run_id, clock, outcome="SUCCEEDED", **extra):
+def record(run_id, clock, outcome=Outcome.SUCCEEDED, **extra):
     now = clock.now()
     return RunRecord(JOB, run_id, now, now, outcome, expires_at=123, **extra)
 
@@ -124,14 +127,15 @@ def test_finish_commits_and_writes_history(store, clock):
     assert done.state == store.read(JOB)
     assert (done.state.status, done.state.run_count, done.state.last_slot) == (Status.IDLE, 1, now)
     [history] = store.runs(JOB)
-    assert (history.run_id, history.outcome, history.expires_at) == ("r1", "SUCCEEDED", 123)
+    assert (history.run_id, history.outcome, history.expires_at) == ("r1", Outcome.SUCCEEDED, 123)
+    assert history.outcome is Outcome.SUCCEEDED
 
 
 def test_finish_records_failure(store, clock):
     """A failure record sets last_error, counts it, and leaves run_count and the slot alone."""
     now = clock.now()
     held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now).state
-    done = store.finish(held, record("r1", clock, outcome="FAILED", error="boom", slot=now))
+    done = store.finish(held, record("r1", clock, outcome=Outcome.FAILED, error="boom", slot=now))
     assert isinstance(done, Committed)
     stored = store.read(JOB)
     assert done.state == stored
@@ -194,3 +198,46 @@ def test_delete_job_removes_the_control_item_and_history(store, clock):
     assert store.delete_job(JOB) == 2
     assert store.raw_item(JOB) is None and store.runs(JOB) == []
     assert store.init_job(JOB, now=now) is True
+
+
+def test_finish_returns_the_pure_transition_as_stored(store, clock):
+    """The commit writes exactly `finish_transition`'s state and returns it, nothing re-derived."""
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now).state
+    rec = record("r1", clock, slot=now)
+    after = now + timedelta(hours=1)
+    expected = finish_transition(held, rec, next_allowed_run=after)
+    done = store.finish(held, rec, next_allowed_run=after)
+    assert done.state == expected == store.read(JOB)
+
+
+def test_a_pause_during_a_run_is_kept_and_the_version_still_moves_on(store, clock):
+    """An operator's write while a run holds the lock is kept by the commit, which bumps past it."""
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now).state
+    store.set_paused(JOB, True)
+    done = store.finish(held, record("r1", clock, slot=now))
+    stored = store.read(JOB)
+    assert isinstance(done, Committed) and done.state == stored
+    assert (stored.status, stored.paused, stored.version) == (Status.IDLE, True, held.version + 2)
+    assert stored.run_count == 1
+
+
+def test_finish_tokens_are_unique_per_attempt_whatever_the_run_id(store, clock, dynamodb):
+    """Two runs that share a run id (the course restarts its ids) send different request tokens."""
+    tokens = []
+
+    def capture(request, **_):
+        body = json.loads(request.body)
+        if "ClientRequestToken" in body:
+            tokens.append(body["ClientRequestToken"])
+
+    dynamodb.meta.events.register("before-send.dynamodb.TransactWriteItems", capture)
+    for _ in range(2):
+        store.delete_job(JOB)
+        store.init_job(JOB, now=clock.now())
+        now = clock.now()
+        held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=now)
+        assert isinstance(store.finish(held.state, record("r1", clock, slot=now)), Committed)
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    assert all(1 <= len(t) <= 36 for t in tokens)

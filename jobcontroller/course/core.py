@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from jobcontroller.clock import ManualClock, SequentialIds
-from jobcontroller.controller import InvocationResult, JobController, Outcome
-from jobcontroller.model import Drill, JobConfig, JobState, Trigger, format_ts, job_key
+from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
+from jobcontroller.controller import InvocationResult, JobController
+from jobcontroller.model import Drill, JobConfig, JobState, Outcome, Trigger, format_ts, job_key
 from jobcontroller.store import Acquired, Committed, ControlStore, RunRecord, seed_card_lock
 from jobcontroller.workload import Workload, WorkloadContext, placeholder
 
@@ -430,7 +430,7 @@ class RaceReport:
     @property
     def runs(self) -> int:
         """How many contenders ran the workload."""
-        return sum(1 for c in self.contenders if c.outcome in ("SUCCEEDED", "RAN"))
+        return sum(1 for c in self.contenders if c.outcome in (Outcome.SUCCEEDED, "RAN"))
 
     def table(self) -> Table:
         rows = tuple(
@@ -556,11 +556,18 @@ class Course:
             return Trigger(self.job, source="manual")
         return Trigger(self.job, slot=self.when(slot), source="scheduler")
 
+    @property
+    def history_clock(self) -> Clock:
+        """The clock that stamps run history's TTL: the course's own on the embedded backend
+        (moto never expires items, and outputs stay fixed), real time on real AWS."""
+        return self.clock if self.aws is not None else SystemClock()
+
     def controller(self, **overrides: Any) -> JobController:
         """A JobController on this course's store, clock, config and run ids."""
         options: dict[str, Any] = {
             "config": self.config,
             "clock": self.clock,
+            "wall_clock": self.history_clock,
             "new_run_id": self.ids,
         }
         options.update(overrides)
@@ -790,6 +797,7 @@ class Course:
             self.job,
             config=self.config,
             clock=self.clock,
+            wall_clock=self.history_clock,
             new_run_id=lambda: run_ids[index],
         )
         result = controller.invoke(trigger, work)
@@ -874,7 +882,7 @@ class Course:
 
             trigger = Trigger(self.job, slot=slot, source="scheduler")
             results = race_threads(make, trigger, contenders=contenders, round_no=round_no)
-            per_round.append(sum(1 for r in results if r.outcome == "SUCCEEDED"))
+            per_round.append(sum(1 for r in results if r.outcome == Outcome.SUCCEEDED))
         after = self.state().run_count
         rows = (
             ("rounds", str(rounds)),

@@ -28,7 +28,7 @@ from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.course.core import SEED_FIELDS, Table, show_state
 from jobcontroller.errors import ConfigError
 from jobcontroller.handler import settings_from_env
-from jobcontroller.model import Drill, JobConfig, JobState, Status, format_ts
+from jobcontroller.model import Drill, JobConfig, JobState, Outcome, Status, format_ts
 from jobcontroller.ops import deploy as _deploy
 from jobcontroller.ops.packaging import build_zip, inspect_zip
 from jobcontroller.ops.runner import (
@@ -242,7 +242,7 @@ class Step:
     def succeeded(self) -> bool:
         if self.status == "seen":
             return self.state_after.last_slot == self.slot
-        return self.result is not None and self.result.get("outcome") == "SUCCEEDED"
+        return self.result is not None and self.result.get("outcome") == Outcome.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -656,18 +656,19 @@ class Lab:
         timeout: float = 900,
         lease_timeout: float = 180,
     ) -> Day:
-        """Real AWS: let the real scheduler deliver one slot, then deliver the plan's kinds
-        of trouble by hand, synchronously through Lambda, so the answers come back.
+        """Real AWS: deliver the plan's kinds of trouble by hand, synchronously through
+        Lambda so the answers come back, then let the real scheduler deliver one slot.
 
-        1. A one-off `at()` schedule a few minutes ahead (the Scheduler deletes it once it
+        1. The slot three hours ago with a FAIL drill, then two hours ago with a CRASH drill.
+        2. Once the crashed run's lease has passed (polled), the slot an hour ago takes over.
+        3. A one-off `at()` schedule a few minutes ahead (the Scheduler deletes it once it
            has fired); the table is polled until its run is recorded.
-        2. The same slot again (a duplicate delivery).
-        3. The next slot with a FAIL drill, then the one after with a CRASH drill.
-        4. Once the crashed run's lease has passed (polled), the next slot takes over.
+        4. The same slot again (a duplicate delivery).
 
         The hourly schedule is disabled meanwhile, so its deliveries do not mix with these,
-        and enabled again at the end. Later slots are delivered early by hand: until their
-        times have passed, the real hourly slots will skip with SLOT_DONE.
+        and enabled again at the end. The slots delivered by hand lie in the past: the
+        function refuses a slot more than a few minutes ahead of its clock, because one
+        would mark the real slots before it as done.
         """
         if self.embedded:
             raise ConfigError("watch() is for real AWS; on the embedded backend use replay()")
@@ -676,44 +677,23 @@ class Lab:
         )
         initial = self.store.read(self.names.job)
         steps: list[Step] = []
-        try:
-            _, when = _deploy.schedule_once(self.target, self.names, minutes_ahead=minutes_ahead)
-            print(f"one-off schedule at({when:%Y-%m-%dT%H:%M:%S}) UTC created; waiting for it")
-            state = wait_for_state(
-                self.target,
-                self.names,
-                # Its run has written the item (whatever it decided) and let go of it.
-                lambda s: s.status is Status.IDLE and s.version > initial.version,
-                timeout=timeout,
-                every=10,
-                progress=_progress("waiting for the real scheduler", timeout),
+
+        def by_hand(slot: datetime, how: str, drill: Drill | None) -> None:
+            if drill is not None:
+                self.store.set_drill(self.names.job, drill)
+            arrived = datetime.now(UTC)
+            invocation = self.runner.invoke(self.driver.render(slot))
+            error = None if invocation.error is None else invocation.error.get("errorType")
+            after = self.store.read(self.names.job)
+            steps.append(
+                Step(slot, arrived, how, drill, invocation.status, invocation.result, error, after)
             )
-            steps.append(Step(when, None, "one-off at() schedule", None, "seen", None, None, state))
 
-            def by_hand(slot: datetime, how: str, drill: Drill | None) -> None:
-                if drill is not None:
-                    self.store.set_drill(self.names.job, drill)
-                arrived = datetime.now(UTC)
-                invocation = self.runner.invoke(self.driver.render(slot))
-                error = None if invocation.error is None else invocation.error.get("errorType")
-                after = self.store.read(self.names.job)
-                steps.append(
-                    Step(
-                        slot,
-                        arrived,
-                        how,
-                        drill,
-                        invocation.status,
-                        invocation.result,
-                        error,
-                        after,
-                    )
-                )
-
+        try:
             hour = timedelta(hours=1)
-            by_hand(when, "again, by hand", None)
-            by_hand(when + hour, "by hand", Drill.FAIL)
-            by_hand(when + 2 * hour, "by hand", Drill.CRASH)
+            start = datetime.now(UTC).replace(microsecond=0)
+            by_hand(start - 3 * hour, "by hand", Drill.FAIL)
+            by_hand(start - 2 * hour, "by hand", Drill.CRASH)
             wait_for_state(
                 self.target,
                 self.names,
@@ -722,7 +702,21 @@ class Lab:
                 every=5,
                 progress=_progress("waiting for the crashed run's lease to pass", lease_timeout),
             )
-            by_hand(when + 3 * hour, "by hand, after the lease", None)
+            by_hand(start - hour, "by hand, after the lease", None)
+            before = self.store.read(self.names.job)
+            _, when = _deploy.schedule_once(self.target, self.names, minutes_ahead=minutes_ahead)
+            print(f"one-off schedule at({when:%Y-%m-%dT%H:%M:%S}) UTC created; waiting for it")
+            state = wait_for_state(
+                self.target,
+                self.names,
+                # Its run has written the item (whatever it decided) and let go of it.
+                lambda s: s.status is Status.IDLE and s.version > before.version,
+                timeout=timeout,
+                every=10,
+                progress=_progress("waiting for the real scheduler", timeout),
+            )
+            steps.append(Step(when, None, "one-off at() schedule", None, "seen", None, None, state))
+            by_hand(when, "again, by hand", None)
         finally:
             _deploy.ensure_schedule(self.target, self.names)
         return Day(plan, initial, tuple(steps), datetime.now(UTC))
@@ -762,8 +756,8 @@ class Lab:
         state = self.store.read(self.names.job)
         runs = self.history()
         ok_steps = [s for s in day.steps if s.succeeded]
-        successes = [r for r in runs if r.outcome == "SUCCEEDED"]
-        failures = [r for r in runs if r.outcome == "FAILED"]
+        successes = [r for r in runs if r.outcome is Outcome.SUCCEEDED]
+        failures = [r for r in runs if r.outcome is Outcome.FAILED]
         rows: list[tuple[str, str, str, bool]] = []
 
         def check(what: str, expected: Any, found: Any, ok: bool | None = None) -> None:
@@ -812,7 +806,7 @@ class Lab:
             )
         slots = [r.slot for r in successes]
         check("no slot succeeded twice", "yes", "yes" if len(slots) == len(set(slots)) else "no")
-        failed_steps = [s for s in day.steps if (s.result or {}).get("outcome") == "FAILED"]
+        failed_steps = [s for s in day.steps if (s.result or {}).get("outcome") == Outcome.FAILED]
         check(
             "run history: one item per finished run",
             f"{len(ok_steps)} SUCCEEDED, {len(failed_steps)} FAILED",

@@ -296,6 +296,10 @@ _BOOTSTRAP = textwrap.dedent(
                 f"{', '.join(missing)}: leave out now=/run_id= for this function")
         if request.get("now") is not None:
             module.clock = SimulatedClock(datetime.fromisoformat(request["now"]))
+            if hasattr(module, "wall_clock"):
+                # A simulated day stamps its history's TTL on simulated time too, so the
+                # lab's stored outputs stay the same (moto never expires items).
+                module.wall_clock = module.clock
         if request.get("run_id") is not None:
             run_id = request["run_id"]
             module.new_run_id = lambda: run_id
