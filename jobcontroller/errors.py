@@ -18,6 +18,7 @@ __all__ = [
     "JobControllerError",
     "RealAWSBlocked",
     "RealAWSNotConfirmed",
+    "StoreThrottled",
     "TableMissing",
     "TeardownIncomplete",
     "UnknownJob",
@@ -71,6 +72,10 @@ class ControlItemCorrupt(JobControllerError):
 
 class CommitConflict(JobControllerError):
     """The commit met another transaction on every try; the lock stays held until its lease."""
+
+
+class StoreThrottled(JobControllerError):
+    """DynamoDB throttled a request on every retry; it was not applied."""
 
 
 class RealAWSBlocked(JobControllerError):

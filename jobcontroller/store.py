@@ -24,7 +24,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .clock import Clock, SystemClock
-from .errors import CommitConflict, ControlItemCorrupt, ControlItemMissing, TableMissing
+from .errors import (
+    CommitConflict,
+    ControlItemCorrupt,
+    ControlItemMissing,
+    StoreThrottled,
+    TableMissing,
+)
 from .model import (
     TTL_ATTRIBUTE,
     Drill,
@@ -51,6 +57,9 @@ __all__ = [
 # back as a condition failure; acquire and commit recognise their own run id in the item and
 # treat that as success. https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html
 MAX_ATTEMPTS = 5  # first try included
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
+)
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=5,
@@ -225,7 +234,7 @@ class ControlStore:
             code = exc.response["Error"]["Code"]
             if code == "ConditionalCheckFailedException":
                 return False
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise
         return True
 
@@ -239,7 +248,7 @@ class ControlStore:
                 TableName=self.table, Key=_to_ddb(key), ConsistentRead=True
             )
         except ClientError as exc:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise
         if "Item" not in response:
             raise ControlItemMissing(
@@ -259,7 +268,7 @@ class ControlStore:
                 Limit=limit,
             )
         except ClientError as exc:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise
         return [RunRecord.from_item(_from_ddb(i)) for i in response.get("Items", [])]
 
@@ -461,7 +470,7 @@ class ControlStore:
                 **expr.request(condition),
             )
         except ClientError as exc:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 if exc.response.get("Item"):
                     JobState.from_item(_from_ddb(exc.response["Item"]), job=job)  # says why
@@ -497,7 +506,7 @@ class ControlStore:
                     return deleted
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except ClientError as exc:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise
 
     def raw_item(self, job: str) -> dict[str, Any] | None:
@@ -510,7 +519,7 @@ class ControlStore:
                 TableName=self.table, Key=_to_ddb(job_key(job)), ConsistentRead=True
             )
         except ClientError as exc:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise
         item: dict[str, Any] | None = response.get("Item")
         return item
@@ -520,7 +529,7 @@ class ControlStore:
         try:
             table = self.client.describe_table(TableName=self.table)["Table"]
         except ClientError as exc:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise
         types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
         return {
@@ -554,14 +563,25 @@ class ControlStore:
                 raise exc
             item = next((r["Item"] for r in reasons if r.get("Item")), None)
         else:
-            self._raise_if_table_missing(exc)
+            self._raise_package_error(exc)
             raise exc
         if item is None:
             return None
         return JobState.from_item(_from_ddb(item), job=job)
 
-    def _raise_if_table_missing(self, exc: ClientError) -> None:
-        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+    def _raise_package_error(self, exc: ClientError) -> None:
+        """Turn the errors a caller can act on into the package's own; return otherwise."""
+        code = exc.response["Error"]["Code"]
+        if code in _THROTTLING_CODES:
+            # botocore already retried it MAX_ATTEMPTS times with backoff; a request refused
+            # for throttling was not applied, so nothing changed and the caller may retry.
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
+            raise StoreThrottled(
+                f"DynamoDB throttled this request to table {self.table!r} on all "
+                f"{MAX_ATTEMPTS} attempts ({code}); it was not applied. The next trigger "
+                f"tries again; if this repeats, the table or account is over its throughput."
+            ) from exc
+        if code == "ResourceNotFoundException":
             raise TableMissing(
                 f"table {self.table!r} does not exist in region "
                 f"{self.client.meta.region_name}: create it with create_table() "

@@ -20,6 +20,7 @@ from jobcontroller import (
     Reason,
     SequentialIds,
     Status,
+    StoreThrottled,
     Trigger,
     WorkloadCrash,
     placeholder,
@@ -221,6 +222,19 @@ def test_throttled_commit_is_retried_without_a_duplicate_run(controller, store, 
     assert faults.attempts["TransactWriteItems"] == 3
     assert store.read(JOB).run_count == 1
     assert len(store.runs(JOB)) == 1
+
+
+@pytest.mark.parametrize("operation", ["GetItem", "UpdateItem"])
+def test_throttled_on_every_attempt_is_the_packages_error_and_changes_nothing(
+    controller, store, faults, clock, operation
+):
+    """Throttled on all attempts: StoreThrottled says so, and the item is as it was."""
+    before = store.read(JOB)
+    faults.throttle(operation, MAX_ATTEMPTS)
+    with pytest.raises(StoreThrottled, match="not applied"):
+        controller.invoke(scheduled(clock.now()), placeholder())
+    assert faults.attempts[operation] >= MAX_ATTEMPTS
+    assert store.read(JOB) == before
 
 
 def test_ambiguous_acquire_recognises_its_own_write(controller, store, faults, clock):
