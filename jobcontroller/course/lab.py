@@ -26,7 +26,12 @@ from typing import Any, Literal
 
 from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.course.core import SEED_FIELDS, Table, show_state
-from jobcontroller.course.lablogs import ShippingLocalRunner, cloudwatch_lines, decisions, show_lines
+from jobcontroller.course.lablogs import (
+    ShippingLocalRunner,
+    cloudwatch_lines,
+    decisions,
+    show_lines,
+)
 from jobcontroller.errors import ConfigError
 from jobcontroller.model import Drill, JobState, Status, format_ts
 from jobcontroller.ops import deploy as _deploy
