@@ -223,3 +223,15 @@ def test_solutions_are_hidden_until_revealed(capsys):
     assert "get_paginator" in capsys.readouterr().out
     with pytest.raises(KeyError, match="choose one of"):
         ex.show_lab_solution("gate")
+
+
+def test_the_typed_value_is_explained(lab):
+    """Returning the low-level client's {'N': ...} value is named as that, with the fix."""
+
+    def typed(client, table, job):
+        key = {"PK": {"S": f"JOB#{job}"}, "SK": {"S": "STATE"}}
+        item = client.get_item(TableName=table, Key=key)["Item"]
+        return item["run_count"], 0
+
+    text = pc.check_counts(typed, lab).text()
+    assert "run_count is the typed value {'N': '7'}" in text and "int(...)" in text

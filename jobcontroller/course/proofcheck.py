@@ -141,6 +141,11 @@ def _diagnose(name: str, got: Any, truth: int, alternatives: dict[str, int]) -> 
             f"{name} is the string {got!r}: the low-level client gives numbers as strings "
             "({'N': '22'}); convert with int(...)"
         )
+    if isinstance(got, dict):
+        return (
+            f"{name} is the typed value {got!r} as the low-level client returns it: take the "
+            "string under 'N' and convert it with int(...)"
+        )
     if not isinstance(got, int) or isinstance(got, bool):
         return f"{name} is {got!r}; return a whole number"
     for why, value in alternatives.items():

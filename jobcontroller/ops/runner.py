@@ -319,6 +319,11 @@ _BOOTSTRAP = textwrap.dedent(
             "errorType": "LocalRunner.NoInjectionPoint", "errorMessage": str(exc),
             "stackTrace": []}})
         sys.exit(0)
+    # Lambda's timeout counts the invoke phase; start-up and imports (the init phase) have
+    # their own budget. Counting them here would make the remaining time, and so the lease,
+    # depend on how busy this machine is.
+    # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+    request["deadline"] = time.time() + request["timeout_seconds"]
     try:
         result = handler(request["event"], Context(request["function"]))
         json.dumps(result)
@@ -389,8 +394,9 @@ class LocalLambdaRunner:
     a mismatch. `python` is the interpreter (e.g. a python3.12 to match the runtime).
     With `record_calls=True` each Invocation lists the AWS calls the handler made.
 
-    The timeout counts from when the process starts, so interpreter start-up counts against
-    it (slightly stricter than Lambda, whose cold-start init has its own budget).
+    The process is killed `timeout` after it starts, so interpreter start-up counts against
+    that (slightly stricter than Lambda, whose cold-start init has its own budget); the
+    context's remaining time, like Lambda's, counts from when the handler is called.
     """
 
     simulates_time = True
@@ -535,6 +541,7 @@ class LocalLambdaRunner:
             "event": event,
             "request_id": request_id,
             "deadline": start + config.timeout_seconds,
+            "timeout_seconds": config.timeout_seconds,
             "function": {"name": config.name, "arn": config.arn, "memory_mb": config.memory_mb},
             "result": str(scratch / "result.json"),
             "record": None if record is None else str(record),
