@@ -178,3 +178,13 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
     assert proof.passed, proof
     spec = lr.ScheduleDriver(target, names, lab.runner).spec()
     assert spec.state == "ENABLED"  # the hourly schedule is back on
+
+
+def test_a_replayed_run_stores_the_same_times_however_busy_the_machine_is(lab):
+    """In a replay the function's clock and remaining time run on simulated time only: the
+    lease is exactly timeout minus margin after the slot, the finish exactly the work after."""
+    day = lab.drive(cloud.DayPlan(slots=2, duplicates={}, late={}, fail=(), crash=("09:00",)))
+    crashed = day.steps[0].state_after
+    assert crashed.lease_expires_at == cloud.COURSE_DAY + timedelta(seconds=60 - 10)
+    (run,) = lab.history()
+    assert run.finished_at == run.started_at + timedelta(seconds=1)

@@ -26,6 +26,12 @@ from typing import Any, Literal
 
 from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.course.core import SEED_FIELDS, Table, show_state
+from jobcontroller.course.lablogs import (
+    ShippingLocalRunner,
+    cloudwatch_lines,
+    decisions,
+    show_lines,
+)
 from jobcontroller.errors import ConfigError
 from jobcontroller.handler import settings_from_env
 from jobcontroller.model import Drill, JobConfig, JobState, Outcome, Status, format_ts
@@ -222,6 +228,7 @@ class Step:
     result: Mapping[str, Any] | None
     error_type: str | None
     state_after: JobState
+    log: str = ""  # what the function printed (the local runner's capture; Lambda's log tail)
 
     @property
     def outcome(self) -> str:
@@ -253,12 +260,18 @@ class Day:
     initial: JobState
     steps: tuple[Step, ...]
     ended_at: datetime
+    # The control item right after the course wrote a drill flag, before that slot's delivery
+    # (writing the flag is an UpdateItem too, so it takes a version number of its own).
+    drilled: tuple[tuple[datetime, JobState], ...] = ()
 
     def moment(self, slot: str) -> tuple[JobState, JobState]:
-        """The control item before and after the deliveries of `slot` ("HH:MM")."""
+        """The control item before and after the deliveries of `slot` ("HH:MM"); for a
+        drilled slot, "before" is right after the drill flag was written."""
         before = self.initial
+        drilled = dict(self.drilled)
         for index, step in enumerate(self.steps):
             if _hhmm(step.slot) == slot:
+                before = drilled.get(step.slot, before)
                 last = index
                 while last + 1 < len(self.steps) and self.steps[last + 1].slot == step.slot:
                     last += 1
@@ -563,7 +576,9 @@ class Lab:
         """The local runner of the built zip (embedded), or Lambda's Invoke API (real AWS)."""
         if self._runner is None:
             if self.embedded:
-                self._runner = LocalLambdaRunner(
+                # The local runner, writing each run's output to the function's log group
+                # in the embedded CloudWatch Logs, as Lambda does (see lablogs).
+                self._runner = ShippingLocalRunner(
                     self.target,
                     self.names.function,
                     code=self.zip_path,
@@ -615,11 +630,12 @@ class Lab:
         start, end = plan.window()
         initial = self.store.read(self.names.job)
         steps: list[Step] = []
+        drilled: list[tuple[datetime, JobState]] = []
         for slot in self.driver.slots(start, end):
             key = _hhmm(slot)
             drill = plan.drill_for(slot)
             if drill is not None:
-                self.store.set_drill(self.names.job, drill)
+                drilled.append((slot, self.store.set_drill(self.names.job, drill)))
             delay = float(plan.late.get(key, 0))
             first = "on time" if not delay else f"{delay:g} s late"
             if key in plan.racing:
@@ -643,10 +659,14 @@ class Lab:
                         result=None if invocation is None else invocation.result,
                         error_type=None if error is None else error.get("errorType"),
                         state_after=state,
+                        log="" if invocation is None else invocation.log,
                     )
                 )
-        last = steps[-1].arrived if steps else end
-        return Day(plan, initial, tuple(steps), last or end)
+        # The day ends when its last run has finished, not when its last delivery arrived:
+        # the dashboard's clock must not read earlier than the last success it shows.
+        times = [s.arrived for s in steps if s.arrived is not None]
+        times += [r.finished_at for r in self.history(limit=1)]
+        return Day(plan, initial, tuple(steps), max(times, default=end), tuple(drilled))
 
     def watch(
         self,
@@ -686,7 +706,17 @@ class Lab:
             error = None if invocation.error is None else invocation.error.get("errorType")
             after = self.store.read(self.names.job)
             steps.append(
-                Step(slot, arrived, how, drill, invocation.status, invocation.result, error, after)
+                Step(
+                    slot,
+                    arrived,
+                    how,
+                    drill,
+                    invocation.status,
+                    invocation.result,
+                    error,
+                    after,
+                    invocation.log,
+                )
             )
 
         try:
@@ -872,6 +902,22 @@ class Lab:
         header = ("slot", "condition", "invocations", "errorType")
         notes = () if rows else ("(empty)",)
         return Table(header, tuple(rows), f"queue {self.names.failure_queue}", notes)
+
+    def log_lines(self, day: Day | None = None) -> Table:
+        """The handler's JSON log lines read back: from the local runner's captured output
+        when a day is given (embedded: what each process printed), otherwise from the
+        function's log group in CloudWatch Logs (FilterLogEvents), on either backend."""
+        if day is not None:
+            lines = [line for step in day.steps for line in step.log.splitlines()]
+            return show_lines(decisions(lines), source="the local runner's captured output")
+        lines = cloudwatch_lines(self.target, self.names.log_group)
+        return show_lines(decisions(lines), source=f"CloudWatch Logs {self.names.log_group}")
+
+    def dashboard_snapshot(self, *, at: datetime | None = None) -> Any:
+        """A still picture of the dashboard: for stored output, so it asks for no press."""
+        board = self.dashboard(at=at)
+        board.message = "(a still picture: run lab.dashboard() for the live widget)"
+        return board.snapshot()
 
     def dashboard(self, *, at: datetime | None = None) -> Any:
         """The course dashboard (notebook 04's), pointed at the deployed table, its clock at

@@ -234,6 +234,8 @@ _BOOTSTRAP = textwrap.dedent(
         request = json.load(handle)
     sys.path[:0] = request["path"]
 
+    simulated = None  # the SimulatedClock of a replay (see inject)
+
     def write(path, payload):
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(payload, handle, default=str)
@@ -251,6 +253,8 @@ _BOOTSTRAP = textwrap.dedent(
             self.log_stream_name = "local/" + request["request_id"]
 
         def get_remaining_time_in_millis(self):
+            if simulated is not None:  # a replay: time passes on the simulated clock only
+                return max(0, int((request["timeout_seconds"] - simulated.elapsed()) * 1000))
             return max(0, int((request["deadline"] - time.time()) * 1000))
 
     def record_calls(path):
@@ -269,17 +273,21 @@ _BOOTSTRAP = textwrap.dedent(
         BaseClient._make_api_call = recorded
 
     class SimulatedClock:
-        """The handler's clock in a replay: it starts at the simulated time and runs on with
-        this process's monotonic clock. `sleep` moves it forward at once instead of waiting
-        (as ManualClock does), so a replayed day does not wait for its workloads; the
-        workload measures its lease on this same clock, so its deadline checks still hold."""
+        """The handler's clock in a replay: it starts at the simulated time and moves only
+        when the handler sleeps, at once instead of waiting (as ManualClock does). So a
+        replayed day does not wait for its workloads, and the times it stores do not depend
+        on how busy this machine is (a clock that also ran on with the process's own time
+        stored 18:00:02 instead of 18:00:01 under load). The workload measures its lease on
+        this same clock; the real timeout still kills a run that never returns."""
 
         def __init__(self, start):
-            self._start, self._t0, self._slept = start, time.monotonic(), 0.0
+            self._start, self._slept = start, 0.0
 
         def now(self):
-            elapsed = time.monotonic() - self._t0 + self._slept
-            return self._start + timedelta(seconds=elapsed)
+            return self._start + timedelta(seconds=self._slept)
+
+        def elapsed(self):
+            return self._slept
 
         def sleep(self, seconds):
             self._slept += max(float(seconds), 0.0)
@@ -287,6 +295,7 @@ _BOOTSTRAP = textwrap.dedent(
     def inject(module):
         """Set the handler module's injection points (jobcontroller.handler.clock and
         .new_run_id) for a simulated time or a fixed run id. The zip's code is unchanged."""
+        global simulated
         missing = [name for name, wanted in (("clock", request.get("now")),
                                              ("new_run_id", request.get("run_id")))
                    if wanted is not None and not hasattr(module, name)]
@@ -295,11 +304,11 @@ _BOOTSTRAP = textwrap.dedent(
                 f"handler module {module.__name__!r} has no injection point "
                 f"{', '.join(missing)}: leave out now=/run_id= for this function")
         if request.get("now") is not None:
-            module.clock = SimulatedClock(datetime.fromisoformat(request["now"]))
+            simulated = module.clock = SimulatedClock(datetime.fromisoformat(request["now"]))
             if hasattr(module, "wall_clock"):
                 # A simulated day stamps its history's TTL on simulated time too, so the
                 # lab's stored outputs stay the same (moto never expires items).
-                module.wall_clock = module.clock
+                module.wall_clock = simulated
         if request.get("run_id") is not None:
             run_id = request["run_id"]
             module.new_run_id = lambda: run_id
@@ -323,6 +332,11 @@ _BOOTSTRAP = textwrap.dedent(
             "errorType": "LocalRunner.NoInjectionPoint", "errorMessage": str(exc),
             "stackTrace": []}})
         sys.exit(0)
+    # Lambda's timeout counts the invoke phase; start-up and imports (the init phase) have
+    # their own budget. Counting them here would make the remaining time, and so the lease,
+    # depend on how busy this machine is.
+    # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+    request["deadline"] = time.time() + request["timeout_seconds"]
     try:
         result = handler(request["event"], Context(request["function"]))
         json.dumps(result)
@@ -393,8 +407,9 @@ class LocalLambdaRunner:
     a mismatch. `python` is the interpreter (e.g. a python3.12 to match the runtime).
     With `record_calls=True` each Invocation lists the AWS calls the handler made.
 
-    The timeout counts from when the process starts, so interpreter start-up counts against
-    it (slightly stricter than Lambda, whose cold-start init has its own budget).
+    The process is killed `timeout` after it starts, so interpreter start-up counts against
+    that (slightly stricter than Lambda, whose cold-start init has its own budget); the
+    context's remaining time, like Lambda's, counts from when the handler is called.
     """
 
     simulates_time = True
@@ -539,6 +554,7 @@ class LocalLambdaRunner:
             "event": event,
             "request_id": request_id,
             "deadline": start + config.timeout_seconds,
+            "timeout_seconds": config.timeout_seconds,
             "function": {"name": config.name, "arn": config.arn, "memory_mb": config.memory_mb},
             "result": str(scratch / "result.json"),
             "record": None if record is None else str(record),
