@@ -1,0 +1,170 @@
+"""The local runner's child process: Lambda's runtime loop for one invocation.
+
+`LocalLambdaRunner` runs this file *by path*, not as `-m jobcontroller.ops.bootstrap`:
+
+    python -I -S -B .../jobcontroller/ops/bootstrap.py request.json
+
+isolated (no PYTHON* variables, no user site, and neither the current directory nor this
+file's directory on `sys.path`), without site-packages (only what the request puts on
+`sys.path`) and without writing bytecode into the extracted code (Lambda's /var/task is
+read-only too). Running it as a module would import this package's `jobcontroller` first, and
+the handler would then come from the installed package instead of the deployment zip; by
+path, `sys.path` is the standard library, then the extracted zip, then the runtime's boto3,
+so `jobcontroller.handler` can only come from the zip.
+
+So this module imports the standard library only (botocore, for recording calls, comes from
+the runtime's site once `sys.path` is set), and runs on the function's interpreter, which may
+be another Python version than the one that started it. The request (a JSON file) says what
+to run; the answer is written to the file the request names. The runner reads both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+__all__ = ["Context", "SimulatedClock", "inject", "main", "record_calls", "run"]
+
+
+class Context:
+    """The parts of Lambda's context object that handlers use."""
+
+    def __init__(
+        self,
+        request: Mapping[str, Any],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        function = request["function"]
+        self.function_name: str = function["name"]
+        self.function_version = "$LATEST"
+        self.invoked_function_arn: str = function["arn"]
+        self.memory_limit_in_mb: int = function["memory_mb"]
+        self.aws_request_id: str = request["request_id"]
+        self.log_group_name = "/aws/lambda/" + function["name"]
+        self.log_stream_name = "local/" + request["request_id"]
+        self._deadline: float = request["deadline"]
+        self._wall_clock = wall_clock
+
+    def get_remaining_time_in_millis(self) -> int:
+        # The deadline is wall-clock time (seconds since the epoch) set by the parent when it
+        # started this process, so start-up counts against the timeout, as the parent's kill.
+        return max(0, int((self._deadline - self._wall_clock()) * 1000))
+
+
+class SimulatedClock:
+    """The handler's clock in a replay: it starts at the simulated time and runs on with
+    this process's monotonic clock. `sleep` moves it forward at once instead of waiting
+    (as ManualClock does), so a replayed day does not wait for its workloads; the workload
+    measures its lease on this same clock, so its deadline checks still hold."""
+
+    def __init__(self, start: datetime, *, monotonic: Callable[[], float] = time.monotonic):
+        self._start, self._monotonic = start, monotonic
+        self._t0, self._slept = monotonic(), 0.0
+
+    def now(self) -> datetime:
+        elapsed = self._monotonic() - self._t0 + self._slept
+        return self._start + timedelta(seconds=elapsed)
+
+    def sleep(self, seconds: float) -> None:
+        self._slept += max(float(seconds), 0.0)
+
+
+class NoInjectionPoint(RuntimeError):
+    """The handler module lacks the `clock` or `new_run_id` the request wants to set."""
+
+
+def inject(module: ModuleType, request: Mapping[str, Any]) -> None:
+    """Set the handler module's injection points (jobcontroller.handler.clock and
+    .new_run_id) for a simulated time or a fixed run id. The zip's code is unchanged."""
+    wanted = {"clock": request.get("now"), "new_run_id": request.get("run_id")}
+    missing = [n for n, value in wanted.items() if value is not None and not hasattr(module, n)]
+    if missing:
+        raise NoInjectionPoint(
+            f"handler module {module.__name__!r} has no injection point "
+            f"{', '.join(missing)}: leave out now=/run_id= for this function"
+        )
+    injected: dict[str, Any] = {}
+    if request.get("now") is not None:
+        injected["clock"] = SimulatedClock(datetime.fromisoformat(request["now"]))
+    run_id = request.get("run_id")
+    if run_id is not None:
+        injected["new_run_id"] = lambda: run_id
+    vars(module).update(injected)  # module globals, looked up by the handler at each call
+
+
+def record_calls(path: str) -> None:
+    """Append every AWS API call (service, operation, parameters) to `path` as it is made."""
+    from botocore.client import BaseClient  # the runtime's botocore, on sys.path by now
+
+    original = BaseClient._make_api_call
+
+    def recorded(self: BaseClient, operation_name: str, params: dict[str, Any]) -> Any:
+        entry = {
+            "service": self.meta.service_model.service_name,
+            "operation": operation_name,
+            "params": params,
+        }
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, default=str) + "\n")
+        return original(self, operation_name, params)
+
+    BaseClient._make_api_call = recorded  # type: ignore[method-assign]  # recording is the job
+
+
+def _error(error_type: str, message: str, stack: list[str]) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "error": {"errorType": error_type, "errorMessage": message, "stackTrace": stack},
+    }
+
+
+def run(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Import the handler, set its injection points, call it: the answer, as the runner
+    reads it (`status` ok with `result`, or error with Lambda's errorType/Message/stackTrace).
+    """
+    module_name, _, function_name = request["handler"].rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        handler = getattr(module, function_name)
+    except Exception as exc:
+        return _error(
+            "Runtime.ImportModuleError",
+            f"Unable to import module {module_name!r}: {exc}",
+            traceback.format_exc().splitlines(),
+        )
+    try:
+        inject(module, request)
+    except NoInjectionPoint as exc:
+        return _error("LocalRunner.NoInjectionPoint", str(exc), [])
+    try:
+        result = handler(request["event"], Context(request))
+        json.dumps(result)  # Lambda fails a response it cannot serialise
+    except Exception as exc:
+        traceback.print_exc()  # to the invocation's log, as the Lambda runtime does
+        return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
+    return {"status": "ok", "result": result}
+
+
+def main(argv: Sequence[str]) -> None:
+    """Read the request at argv[0], put its code first on sys.path, run, write the answer."""
+    (request_path,) = argv
+    with open(request_path, encoding="utf-8") as handle:
+        request = json.load(handle)
+    sys.path[:0] = request["path"]
+    if request.get("record"):
+        record_calls(request["record"])
+    answer = run(request)
+    with open(request["result"], "w", encoding="utf-8") as handle:
+        json.dump(answer, handle, default=str)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
