@@ -35,7 +35,7 @@ def _request(tmp_path, handler: str, **extra) -> dict:
         "event": {"job": "j"},
         "request_id": "request-1",
         "deadline": 1000.0,
-        "function": {"name": "f", "arn": "arn:f", "memory_mb": 128},
+        "function": {"name": "f", "arn": "arn:f", "memory_mb": 128, "timeout_seconds": 60},
         "result": str(tmp_path / "result.json"),
         "record": None,
         **extra,
@@ -81,6 +81,22 @@ def test_the_context_counts_down_to_the_deadline_and_stops_at_zero(tmp_path):
     assert context.log_group_name == "/aws/lambda/f"
 
 
+def test_in_a_replay_the_context_counts_down_on_the_simulated_clock(tmp_path):
+    """With a simulated clock the remaining time starts at the configured timeout whatever the
+    wall clock says (so start-up cannot shift the lease), and simulated sleeps use it up."""
+    ticks = [100.0]
+    clock = bootstrap.SimulatedClock(T0, monotonic=lambda: ticks[0])
+    context = bootstrap.Context(
+        _request(tmp_path, "m.f"), simulated=clock, wall_clock=lambda: 999.0
+    )
+    assert context.get_remaining_time_in_millis() == 60_000
+    ticks[0] = 100.25
+    clock.sleep(30)
+    assert context.get_remaining_time_in_millis() == 29_750
+    clock.sleep(60)
+    assert context.get_remaining_time_in_millis() == 0
+
+
 def test_the_simulated_clock_runs_on_and_sleeps_without_waiting():
     """The clock starts at the simulated time, follows the monotonic clock, and sleep jumps."""
     ticks = [100.0]
@@ -96,8 +112,8 @@ def test_inject_sets_the_handler_modules_clock_and_run_id():
     """`now` and `run_id` replace the module's clock and new_run_id."""
     module = types.ModuleType("handler")
     module.clock, module.new_run_id = None, None
-    bootstrap.inject(module, {"now": T0.isoformat(), "run_id": "run-7"})
-    assert module.clock.now() >= T0
+    clock = bootstrap.inject(module, {"now": T0.isoformat(), "run_id": "run-7"})
+    assert module.clock is clock and clock.start == T0
     assert module.new_run_id() == "run-7"
 
 
@@ -106,7 +122,7 @@ def test_inject_refuses_a_module_without_the_injection_point():
     module = types.ModuleType("plain")
     with pytest.raises(bootstrap.NoInjectionPoint, match="no injection point clock"):
         bootstrap.inject(module, {"now": T0.isoformat()})
-    bootstrap.inject(module, {})  # nothing asked, nothing needed
+    assert bootstrap.inject(module, {}) is None  # nothing asked, nothing needed
     assert not hasattr(module, "clock")
 
 

@@ -33,13 +33,41 @@ from typing import Any
 __all__ = ["Context", "SimulatedClock", "inject", "main", "record_calls", "run"]
 
 
+class SimulatedClock:
+    """The handler's clock in a replay: it starts at the simulated time and runs on with
+    this process's monotonic clock. `sleep` moves it forward at once instead of waiting
+    (as ManualClock does), so a replayed day does not wait for its workloads; the workload
+    measures its lease on this same clock, so its deadline checks still hold."""
+
+    def __init__(self, start: datetime, *, monotonic: Callable[[], float] = time.monotonic):
+        self.start, self._monotonic = start, monotonic
+        self._t0, self._slept = monotonic(), 0.0
+
+    def now(self) -> datetime:
+        elapsed = self._monotonic() - self._t0 + self._slept
+        return self.start + timedelta(seconds=elapsed)
+
+    def sleep(self, seconds: float) -> None:
+        self._slept += max(float(seconds), 0.0)
+
+
 class Context:
-    """The parts of Lambda's context object that handlers use."""
+    """The parts of Lambda's context object that handlers use.
+
+    The remaining time counts down to the request's deadline, on the wall clock: the parent
+    set it when it started this process, so start-up counts against the timeout, as it does
+    for the parent's kill. In a replay (`simulated`), it counts down from the configured
+    timeout on the simulated clock instead, from when that clock started (just before the
+    handler is called): the lease the handler derives from it is then the same on every run,
+    however long this process took to start, and the workload's simulated sleeps use it up
+    as real ones would.
+    """
 
     def __init__(
         self,
         request: Mapping[str, Any],
         *,
+        simulated: SimulatedClock | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         function = request["function"]
@@ -51,39 +79,27 @@ class Context:
         self.log_group_name = "/aws/lambda/" + function["name"]
         self.log_stream_name = "local/" + request["request_id"]
         self._deadline: float = request["deadline"]
+        self._timeout = timedelta(seconds=function["timeout_seconds"])
+        self._simulated = simulated
         self._wall_clock = wall_clock
 
     def get_remaining_time_in_millis(self) -> int:
-        # The deadline is wall-clock time (seconds since the epoch) set by the parent when it
-        # started this process, so start-up counts against the timeout, as the parent's kill.
-        return max(0, int((self._deadline - self._wall_clock()) * 1000))
-
-
-class SimulatedClock:
-    """The handler's clock in a replay: it starts at the simulated time and runs on with
-    this process's monotonic clock. `sleep` moves it forward at once instead of waiting
-    (as ManualClock does), so a replayed day does not wait for its workloads; the workload
-    measures its lease on this same clock, so its deadline checks still hold."""
-
-    def __init__(self, start: datetime, *, monotonic: Callable[[], float] = time.monotonic):
-        self._start, self._monotonic = start, monotonic
-        self._t0, self._slept = monotonic(), 0.0
-
-    def now(self) -> datetime:
-        elapsed = self._monotonic() - self._t0 + self._slept
-        return self._start + timedelta(seconds=elapsed)
-
-    def sleep(self, seconds: float) -> None:
-        self._slept += max(float(seconds), 0.0)
+        if self._simulated is not None:
+            end = self._simulated.start + self._timeout
+            left = (end - self._simulated.now()).total_seconds()
+        else:
+            left = self._deadline - self._wall_clock()
+        return max(0, int(left * 1000))
 
 
 class NoInjectionPoint(RuntimeError):
     """The handler module lacks the `clock` or `new_run_id` the request wants to set."""
 
 
-def inject(module: ModuleType, request: Mapping[str, Any]) -> None:
+def inject(module: ModuleType, request: Mapping[str, Any]) -> SimulatedClock | None:
     """Set the handler module's injection points (jobcontroller.handler.clock and
-    .new_run_id) for a simulated time or a fixed run id. The zip's code is unchanged."""
+    .new_run_id) for a simulated time or a fixed run id. The zip's code is unchanged.
+    Returns the simulated clock it set, if any."""
     wanted = {"clock": request.get("now"), "new_run_id": request.get("run_id")}
     missing = [n for n, value in wanted.items() if value is not None and not hasattr(module, n)]
     if missing:
@@ -92,12 +108,14 @@ def inject(module: ModuleType, request: Mapping[str, Any]) -> None:
             f"{', '.join(missing)}: leave out now=/run_id= for this function"
         )
     injected: dict[str, Any] = {}
+    clock = None
     if request.get("now") is not None:
-        injected["clock"] = SimulatedClock(datetime.fromisoformat(request["now"]))
+        clock = injected["clock"] = SimulatedClock(datetime.fromisoformat(request["now"]))
     run_id = request.get("run_id")
     if run_id is not None:
         injected["new_run_id"] = lambda: run_id
     vars(module).update(injected)  # module globals, looked up by the handler at each call
+    return clock
 
 
 def record_calls(path: str) -> None:
@@ -141,11 +159,11 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
             traceback.format_exc().splitlines(),
         )
     try:
-        inject(module, request)
+        simulated = inject(module, request)
     except NoInjectionPoint as exc:
         return _error("LocalRunner.NoInjectionPoint", str(exc), [])
     try:
-        result = handler(request["event"], Context(request))
+        result = handler(request["event"], Context(request, simulated=simulated))
         json.dumps(result)  # Lambda fails a response it cannot serialise
     except Exception as exc:
         traceback.print_exc()  # to the invocation's log, as the Lambda runtime does

@@ -220,7 +220,12 @@ class LocalLambdaRunner:
             "request_id": request_id,
             # Wall-clock time: the child's context counts down to it on its own clock.
             "deadline": start + config.timeout_seconds,
-            "function": {"name": config.name, "arn": config.arn, "memory_mb": config.memory_mb},
+            "function": {
+                "name": config.name,
+                "arn": config.arn,
+                "memory_mb": config.memory_mb,
+                "timeout_seconds": config.timeout_seconds,
+            },
             "result": str(scratch / "result.json"),
             "record": None if record is None else str(record),
             "now": None if now is None else as_utc(now).isoformat(),
