@@ -83,6 +83,44 @@ def raw_item(dynamodb):
     return read
 
 
+# --- the runner's fixtures (test_runner, test_driver, test_authz): a deployed stack ---------
+
+
+@pytest.fixture
+def target(fresh_aws):
+    """A Target on the freshly reset embedded backend."""
+    from jobcontroller.ops import deploy as d
+
+    return d.connect(fresh_aws.session(), say=None)
+
+
+@pytest.fixture
+def stack(target):
+    """The course's stack for 'ann' (a workload of 0 s) and a recording runner for it."""
+    from jobcontroller import ManualClock
+    from jobcontroller.ops import deploy as d
+    from jobcontroller.ops.runner import LocalLambdaRunner
+
+    names = d.Names("ann")
+    d.deploy(
+        target,
+        names,
+        function=d.FunctionSettings(workload_seconds=0),
+        clock=ManualClock("2026-01-05T08:00:00Z"),
+    )
+    with LocalLambdaRunner(target, names.function, record_calls=True) as runner:
+        yield names, runner
+
+
+@pytest.fixture
+def stack_store(target, stack):
+    """The stack's control store."""
+    from jobcontroller import ControlStore
+
+    names, _ = stack
+    return ControlStore(names.table, client=target.client("dynamodb"))
+
+
 # --- the end-to-end run (tests/test_end_to_end.py and tests/test_iam.py) -------------------
 
 E2E_PREFIX = "e2e"
@@ -107,7 +145,9 @@ def e2e_run(aws, tmp_path_factory):
 
     from jobcontroller import ManualClock, SequentialIds
     from jobcontroller.ops import deploy as d
-    from jobcontroller.ops import runner as lr
+    from jobcontroller.ops.driver import ScheduleDriver
+    from jobcontroller.ops.runner import LocalLambdaRunner
+    from jobcontroller.ops.schedules import slot_run_id
     from jobcontroller.store import ControlStore
 
     aws.reset()
@@ -136,14 +176,14 @@ def e2e_run(aws, tmp_path_factory):
         return [json.loads(m["Body"]) for m in found]
 
     work = tmp_path_factory.mktemp("e2e")
-    runner = lr.LocalLambdaRunner(
+    runner = LocalLambdaRunner(
         target,
         names.function,
         work_dir=work,
         record_calls=True,
         request_ids=SequentialIds("request-"),
     )
-    driver = lr.ScheduleDriver(target, names, runner, run_ids=lr.slot_run_id)
+    driver = ScheduleDriver(target, names, runner, run_ids=slot_run_id)
     first = ManualClock(E2E_DAY).now()
     slots = driver.slots(first, first + timedelta(hours=24))
     deliveries, after, invoke_seconds = {}, {}, 0.0

@@ -13,7 +13,10 @@ from jobcontroller.course import lab as cloud
 from jobcontroller.errors import ConfigError
 from jobcontroller.model import Drill, Status
 from jobcontroller.ops import deploy as d
-from jobcontroller.ops import runner as lr
+from jobcontroller.ops.driver import ScheduleDriver
+from jobcontroller.ops.driver import wait_for_state as real_wait_for_state
+from jobcontroller.ops.runner import LocalLambdaRunner
+from jobcontroller.ops.schedules import fire_times
 
 
 @pytest.fixture
@@ -116,7 +119,7 @@ class _LambdaStandIn:
 
     simulates_time = False
 
-    def __init__(self, runner: lr.LocalLambdaRunner) -> None:
+    def __init__(self, runner: LocalLambdaRunner) -> None:
         self.runner = runner
 
     def invoke(self, event, **_):
@@ -137,9 +140,8 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
     names = d.Names("learner")
     d.deploy(target, names, function=d.FunctionSettings(timeout_seconds=12, workload_seconds=0))
     lab = cloud.Lab(dataclasses.replace(target, embedded=False), names)
-    local = lr.LocalLambdaRunner(target, names.function)
+    local = LocalLambdaRunner(target, names.function)
     lab._runner = _LambdaStandIn(local)
-    real_wait = lr.wait_for_state
     waits = []
 
     def wait(target_, names_, predicate, **options):
@@ -151,8 +153,8 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
                 for s in scheduler.list_schedules(GroupName=names.schedule_group)["Schedules"]
                 if "-once-" in s["Name"]
             ]
-            driver = lr.ScheduleDriver(target, names, lab.runner, schedule_name=once)
-            (when,) = lr.fire_times(
+            driver = ScheduleDriver(target, names, lab.runner, schedule_name=once)
+            (when,) = fire_times(
                 driver.spec().expression,
                 datetime.now(UTC),
                 datetime.now(UTC) + timedelta(hours=1),
@@ -160,7 +162,7 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
             assert lab.runner.invoke(driver.render(when)).ok
         else:  # the crashed run's lease (about 1 s) passes
             time.sleep(2)
-        return real_wait(target_, names_, predicate, **options, sleep=lambda _s: None)
+        return real_wait_for_state(target_, names_, predicate, **options, sleep=lambda _s: None)
 
     monkeypatch.setattr(cloud, "wait_for_state", wait)
     day = lab.watch(cloud.DayPlan())
@@ -176,7 +178,7 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
     assert day.steps[2].result["took_over_from"] == day.steps[1].run_id
     proof = lab.proof(day)
     assert proof.passed, proof
-    spec = lr.ScheduleDriver(target, names, lab.runner).spec()
+    spec = ScheduleDriver(target, names, lab.runner).spec()
     assert spec.state == "ENABLED"  # the hourly schedule is back on
 
 

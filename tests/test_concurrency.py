@@ -6,6 +6,8 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from jobcontroller import ControlStore, JobConfig, JobController, SequentialIds, Trigger
 from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.course.races import race_processes, race_threads
@@ -36,6 +38,25 @@ def test_64_threads_one_run_per_round(store, clock):
     # write itself, not by the gate.
     assert reasons["LOST_RACE"] > 0, reasons
     assert set(reasons) <= {"LOST_RACE", "RUNNING", "SLOT_DONE"}
+
+
+def test_a_contenders_error_reaches_the_caller(store, clock):
+    """If one contender raises, race_threads raises its error instead of returning the rest."""
+    slot = clock.now()
+    clock.set(slot + timedelta(seconds=5))
+
+    class Broken:
+        def invoke(self, trigger, workload):
+            raise RuntimeError("contender 3 broke")
+
+    def make(index):
+        if index == 3:
+            return Broken()
+        return JobController(store, JOB, clock=clock, new_run_id=SequentialIds(f"t{index}-"))
+
+    with pytest.raises(RuntimeError, match="contender 3 broke"):
+        race_threads(make, Trigger(JOB, slot=slot, source="scheduler"), contenders=4)
+    assert store.read(JOB).run_count == 1  # the other three still raced, and one ran
 
 
 def test_8_processes_one_run_per_round(store, clock):

@@ -2,7 +2,7 @@
 
 The end-to-end run (`e2e_run` in tests/conftest.py) recorded every AWS call the handler made
 in its 27 invocations, and read both roles' policies back from IAM before teardown. These
-tests resolve the calls to IAM authorisations (`localrun.authorizations`) and hold the
+tests resolve the calls to IAM authorisations (`ops.authz.authorizations`) and hold the
 deployed policy to them: every authorisation is granted on a named resource, every granted
 action is used, and no action or resource is a wildcard.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobcontroller.ops import runner as lr
+from jobcontroller.ops.authz import Authorization, authorizations
 
 # Granted but never called by the handler, each for a reason:
 NOT_CALLED_BY_THE_HANDLER = {
@@ -44,7 +44,7 @@ def policy(e2e_run):
 def needed(e2e_run):
     """The authorisations the handler's recorded calls needed."""
     target = e2e_run.target
-    return lr.authorizations(e2e_run.calls, account=target.account, region=target.region)
+    return authorizations(e2e_run.calls, account=target.account, region=target.region)
 
 
 def _arns(e2e_run):
@@ -95,8 +95,8 @@ def test_every_call_is_allowed_on_the_named_table_for_the_jobs_key(e2e_run, poli
 def test_another_jobs_items_are_not_allowed(e2e_run, policy, needed):
     """The same actions on another job's partition key, or another table, are refused."""
     for authorization in needed:
-        other_job = lr.Authorization(authorization.action, authorization.resource, "JOB#other")
-        other_table = lr.Authorization(
+        other_job = Authorization(authorization.action, authorization.resource, "JOB#other")
+        other_table = Authorization(
             authorization.action,
             authorization.resource.replace(e2e_run.names.table, "job_control"),
             authorization.leading_key,

@@ -8,8 +8,8 @@ never from what the deploy module meant to create, and leaves out request ids an
 dates, so stored notebook outputs match on every run of the embedded backend.
 
 The deploying itself is `jobcontroller.ops.deploy` (the notebooks call its steps one by one);
-running the function and firing the schedule is `jobcontroller.ops.runner`. Course tooling
-only: the Lambda never imports this module.
+running the function is `jobcontroller.ops.runner`, firing the schedule `jobcontroller.ops.driver`.
+Course tooling only: the Lambda never imports this module.
 """
 
 from __future__ import annotations
@@ -36,16 +36,12 @@ from jobcontroller.errors import ConfigError
 from jobcontroller.handler import settings_from_env
 from jobcontroller.model import Drill, JobConfig, JobState, Outcome, Status, format_ts
 from jobcontroller.ops import deploy as _deploy
+from jobcontroller.ops.driver import ScheduleDriver, wait_for_state
+from jobcontroller.ops.invocation import FunctionRunner, Invocation
 from jobcontroller.ops.packaging import build_zip, inspect_zip
-from jobcontroller.ops.runner import (
-    FunctionRunner,
-    Invocation,
-    LocalLambdaRunner,
-    RemoteLambdaRunner,
-    ScheduleDriver,
-    slot_run_id,
-    wait_for_state,
-)
+from jobcontroller.ops.remote import RemoteLambdaRunner
+from jobcontroller.ops.runner import LocalLambdaRunner
+from jobcontroller.ops.schedules import render_event, slot_run_id
 from jobcontroller.store import TTL_ATTRIBUTE, ControlStore, RunRecord
 
 __all__ = [
@@ -515,7 +511,7 @@ class Lab:
         """The schedule's input template as stored, and the event it becomes for `slot`."""
         slot = slot or COURSE_DAY
         spec = self.driver.spec()
-        rendered = ScheduleDriver(self.target, self.names, self.runner).render(slot)
+        rendered = render_event(spec, slot)
         return Document(
             "the schedule's input",
             (
@@ -698,11 +694,11 @@ class Lab:
         initial = self.store.read(self.names.job)
         steps: list[Step] = []
 
-        def by_hand(slot: datetime, how: str, drill: Drill | None) -> None:
+        def by_hand(slot: datetime, how: str, drill: Drill | None, delivery: int = 1) -> None:
             if drill is not None:
                 self.store.set_drill(self.names.job, drill)
             arrived = datetime.now(UTC)
-            invocation = self.runner.invoke(self.driver.render(slot))
+            invocation = self.runner.invoke(self.driver.render(slot, delivery=delivery))
             error = None if invocation.error is None else invocation.error.get("errorType")
             after = self.store.read(self.names.job)
             steps.append(
@@ -746,7 +742,7 @@ class Lab:
                 progress=_progress("waiting for the real scheduler", timeout),
             )
             steps.append(Step(when, None, "one-off at() schedule", None, "seen", None, None, state))
-            by_hand(when, "again, by hand", None)
+            by_hand(when, "again, by hand", None, delivery=2)  # the scheduler made the first
         finally:
             _deploy.ensure_schedule(self.target, self.names)
         return Day(plan, initial, tuple(steps), datetime.now(UTC))

@@ -2,23 +2,25 @@
 
 The course and the tests use these to show that the conditional write admits exactly one
 run however the contenders interleave. Contenders start together behind a barrier so the
-race is real; results come back sorted, so printed output is the same on every run.
+race is real (threads: ops.parallel.run_together); results come back sorted, so printed
+output is the same on every run.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from jobcontroller.clock import ManualClock, SequentialIds
 from jobcontroller.controller import InvocationResult, JobController
 from jobcontroller.model import JobConfig, Trigger, format_ts
+from jobcontroller.ops.parallel import run_together
 from jobcontroller.store import ControlStore
 from jobcontroller.workload import placeholder
 
@@ -54,29 +56,17 @@ def race_threads(
     round_no: int = 0,
     seconds: float = 0.0,
 ) -> list[Contender]:
-    """`contenders` threads invoke `trigger` at once, each with its own controller."""
-    barrier = threading.Barrier(contenders)
-    results: list[Contender | BaseException] = [None] * contenders  # type: ignore[list-item]
+    """`contenders` threads invoke `trigger` at once, each with its own controller.
 
-    def contend(index: int) -> None:
-        controller = make_controller(index)
-        barrier.wait()
-        try:
-            results[index] = _summary(
-                round_no, index, controller.invoke(trigger, placeholder(seconds=seconds))
-            )
-        except BaseException as exc:  # reported to the caller below, never swallowed
-            results[index] = exc
+    A contender's exception is raised here, once every contender has finished.
+    """
+    controllers = [make_controller(index) for index in range(contenders)]
 
-    threads = [threading.Thread(target=contend, args=(i,)) for i in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for outcome in results:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return results  # type: ignore[return-value]
+    def contend(index: int) -> Contender:
+        result = controllers[index].invoke(trigger, placeholder(seconds=seconds))
+        return _summary(round_no, index, result)
+
+    return run_together([partial(contend, index) for index in range(contenders)])
 
 
 def _process_worker(

@@ -1,0 +1,78 @@
+"""The deployed function on real AWS, through Lambda's Invoke API.
+
+The same calls as the local runner (ops.runner), in the same shapes (ops.invocation); time
+cannot be simulated there, so `now` is refused rather than ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from jobcontroller.errors import ConfigError
+from jobcontroller.ops.deploy import Target
+from jobcontroller.ops.invocation import AsyncResult, FunctionConfig, Invocation
+
+__all__ = ["RemoteLambdaRunner"]
+
+
+class RemoteLambdaRunner:
+    """The same calls against real Lambda (Invoke API); time cannot be simulated there."""
+
+    simulates_time = False
+
+    def __init__(self, target: Target, function_name: str) -> None:
+        self.target = target
+        self.function_name = function_name
+
+    def configuration(self) -> FunctionConfig:
+        lam = self.target.client("lambda")
+        return FunctionConfig.from_api(
+            lam.get_function_configuration(FunctionName=self.function_name)
+        )
+
+    def _check_now(self, now: datetime | None) -> None:
+        if now is not None:
+            raise ConfigError(
+                "real Lambda runs on real time: `now` can only be simulated on the embedded "
+                "backend; leave it out"
+            )
+
+    def invoke(self, event: Any, *, now: datetime | None = None, **_: Any) -> Invocation:
+        """Invoke synchronously (RequestResponse) and return the result or the error."""
+        self._check_now(now)
+        started = time.monotonic()
+        response = self.target.client("lambda").invoke(
+            FunctionName=self.function_name,
+            InvocationType="RequestResponse",
+            LogType="Tail",
+            Payload=json.dumps(event).encode(),
+        )
+        payload = json.loads(response["Payload"].read() or b"null")
+        log = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
+        request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if "FunctionError" in response:
+            timed_out = "timed out" in str(payload)
+            return Invocation(
+                request_id,
+                "timeout" if timed_out else "error",
+                error=payload,
+                duration_ms=duration_ms,
+                log=log,
+            )
+        return Invocation(request_id, "ok", result=payload, duration_ms=duration_ms, log=log)
+
+    def invoke_async(self, event: Any, *, now: datetime | None = None, **_: Any) -> AsyncResult:
+        """Queue an asynchronous invocation (as the Scheduler does); Lambda reports nothing."""
+        self._check_now(now)
+        response = self.target.client("lambda").invoke(
+            FunctionName=self.function_name,
+            InvocationType="Event",
+            Payload=json.dumps(event).encode(),
+        )
+        request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
+        return AsyncResult((Invocation(request_id, "queued"),))

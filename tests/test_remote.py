@@ -1,0 +1,66 @@
+"""The remote runner: the same calls through Lambda's Invoke API, on real AWS (stubbed here)."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from jobcontroller.errors import ConfigError
+from jobcontroller.ops.remote import RemoteLambdaRunner
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _stubbed_lambda(target, response):
+    client = target.client("lambda")
+    stub = Stubber(client)
+    stub.add_response("invoke", response)
+    stub.activate()
+    return stub
+
+
+def _payload(value) -> StreamingBody:
+    raw = json.dumps(value).encode()
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+def test_remote_runner_maps_a_function_error(target):
+    """On real AWS an Unhandled function error comes back as status error with Lambda's payload."""
+    error = {"errorType": "ValueError", "errorMessage": "x"}
+    _stubbed_lambda(
+        target, {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)}
+    )
+    invocation = RemoteLambdaRunner(target, "ann-hourly_processor").invoke({"job": "x"})
+    assert invocation.status == "error"
+    assert invocation.error == error
+
+
+def test_remote_runner_reports_a_timeout(target):
+    """A function error whose payload says it timed out is reported as a timeout."""
+    error = {"errorMessage": "2026-01-05T09:00:00Z Task timed out after 3.00 seconds"}
+    _stubbed_lambda(
+        target, {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)}
+    )
+    invocation = RemoteLambdaRunner(target, "f").invoke({})
+    assert invocation.status == "timeout"
+
+
+def test_remote_runner_returns_the_functions_answer(target):
+    """A successful invocation carries the handler's return value."""
+    _stubbed_lambda(target, {"StatusCode": 200, "Payload": _payload({"outcome": "SUCCEEDED"})})
+    invocation = RemoteLambdaRunner(target, "f").invoke({})
+    assert invocation.ok
+    assert invocation.summary() == "SUCCEEDED"
+
+
+def test_remote_runner_cannot_simulate_time(target):
+    """Real Lambda runs on real time, so passing `now` is refused."""
+    with pytest.raises(ConfigError, match="real time"):
+        RemoteLambdaRunner(target, "f").invoke({}, now=T0)
+    with pytest.raises(ConfigError, match="real time"):
+        RemoteLambdaRunner(target, "f").invoke_async({}, now=T0)
