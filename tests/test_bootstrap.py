@@ -84,28 +84,27 @@ def test_the_context_counts_down_to_the_deadline_and_stops_at_zero(tmp_path):
 def test_in_a_replay_the_context_counts_down_on_the_simulated_clock(tmp_path):
     """With a simulated clock the remaining time starts at the configured timeout whatever the
     wall clock says (so start-up cannot shift the lease), and simulated sleeps use it up."""
-    ticks = [100.0]
-    clock = bootstrap.SimulatedClock(T0, monotonic=lambda: ticks[0])
+    clock = bootstrap.SimulatedClock(T0)
     context = bootstrap.Context(
         _request(tmp_path, "m.f"), simulated=clock, wall_clock=lambda: 999.0
     )
     assert context.get_remaining_time_in_millis() == 60_000
-    ticks[0] = 100.25
-    clock.sleep(30)
+    clock.sleep(30.25)
     assert context.get_remaining_time_in_millis() == 29_750
     clock.sleep(60)
     assert context.get_remaining_time_in_millis() == 0
 
 
-def test_the_simulated_clock_runs_on_and_sleeps_without_waiting():
-    """The clock starts at the simulated time, follows the monotonic clock, and sleep jumps."""
-    ticks = [100.0]
-    clock = bootstrap.SimulatedClock(T0, monotonic=lambda: ticks[0])
+def test_the_simulated_clock_moves_only_when_the_handler_sleeps():
+    """The clock starts at the simulated time, stands still while the process works (so load
+    cannot change stored times), and jumps forward on sleep, never back."""
+    clock = bootstrap.SimulatedClock(T0)
     assert clock.now() == T0
-    ticks[0] = 102.5
+    sum(range(100_000))  # work takes real time, not simulated time
+    assert clock.now() == T0
     clock.sleep(30)
     clock.sleep(-5)  # a negative sleep does not move time back
-    assert clock.now() == T0 + timedelta(seconds=32.5)
+    assert clock.now() == T0 + timedelta(seconds=30)
 
 
 def test_inject_sets_the_handler_modules_clock_and_run_id():
