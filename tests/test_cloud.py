@@ -1,4 +1,4 @@
-"""The helpers of notebooks 05-07: set-up, displays, the replayed day, the proof checks, and
+"""The helpers of notebooks 06-08: set-up, displays, the replayed day, the proof checks, and
 the real-AWS path (watch), run here against the embedded backend with Lambda stood in for."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_start_deploys_a_fresh_stack_and_an_idle_job(lab):
 
 
 def test_start_empty_removes_what_an_earlier_run_left(lab):
-    """stack='empty' starts 05 from nothing, even after a deployment in the same process."""
+    """stack='empty' starts 06 from nothing, even after a deployment in the same process."""
     again = cloud.start(prefix="learner", stack="empty")
     assert d.leftovers(again.target, "learner") == []
     again.close()

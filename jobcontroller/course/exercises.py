@@ -5,7 +5,7 @@
   `check_gate(fn, stage=2)` (notebook 04) over every case in `GATE_CASES`, adding pause,
   lease, takeover, once-per-slot and slot-versus-arrival. Each explains the first case it
   gets wrong.
-- The cooldown anchor (notebook 04). `check_cooldown(fn)` replays a day of hourly slots and
+- The cooldown anchor (notebook 05). `check_cooldown(fn)` replays a day of hourly slots and
   three manual triggers with `fn(slot, arrived, finished, config)` as the rule for
   `next_allowed_run`, and explains the first trigger it handles wrongly.
 - The lock (notebook 02) is checked by `jobcontroller.course.check_lock`.
@@ -348,7 +348,7 @@ def _pasteable(fn: Callable[..., Any], name: str) -> str:
 
 
 def show_solution(name: str, *, reveal: bool = True) -> None:
-    """Print a reference solution: 'gate-1' and 'lock' (02), 'gate' and 'cooldown' (04).
+    """Print a reference solution: 'gate-1' and 'lock' (02), 'gate' (04) and 'cooldown' (05).
 
     It is printed as the exercise cell would hold it (the learner's function name, no type
     annotations), so it can be pasted there and checked. With `reveal=False` it only says

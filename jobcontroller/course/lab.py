@@ -1,4 +1,4 @@
-"""Notebooks 05-07 in a few calls: one participant's stack, shown step by step, driven
+"""Notebooks 06-08 in a few calls: one participant's stack, shown step by step, driven
 through a day of its schedule, verified from the stored state, and deleted.
 
 `start()` connects to the embedded backend, or to real AWS when JOBCONTROLLER_REAL_AWS=1
@@ -983,8 +983,8 @@ def start(
 
     The embedded backend is used unless the environment sets JOBCONTROLLER_REAL_AWS=1; then
     the account and region are shown and nothing is changed unless `confirm` is that
-    account id. `stack="empty"` (notebook 05) starts with nothing deployed on the embedded
-    backend; `"deployed"` (06, 07) deploys whatever is missing and starts the job from IDLE.
+    account id. `stack="empty"` (notebook 06) starts with nothing deployed on the embedded
+    backend; `"deployed"` (07, 08) deploys whatever is missing and starts the job from IDLE.
     On the embedded backend every start is fresh, so a notebook prints the same every time.
     """
     if os.environ.get(_deploy.REAL_AWS_ENV) == "1":

@@ -1,11 +1,11 @@
-"""Exercises for notebooks 05-07 (the deployed stack): each checker runs the learner's answer
+"""Exercises for notebooks 06-08 (the deployed stack): each checker runs the learner's answer
 and explains the first part that is wrong; solutions are printed only on request.
 
-- 05: `check_schedule(answer, lab)`: the schedule's flexible window, input template, retry
+- 06: `check_schedule(answer, lab)`: the schedule's flexible window, input template, retry
   policy and dead-letter queue, in the shape `create_schedule` takes them. The template is
   rendered for real deliveries and parsed by the handler's own `parse_event`.
-- 06: `proofcheck.check_counts(fn, lab)` (in its own module).
-- 07: `check_leftovers(prediction, lab)`: which resources are still there once only the
+- 07: `proofcheck.check_counts(fn, lab)` (in its own module).
+- 08: `check_leftovers(prediction, lab)`: which resources are still there once only the
   function is deleted, compared with what the lookup finds.
 
 Course tooling only: the Lambda never imports this module.
@@ -64,7 +64,7 @@ class Verdict:
         return self.passed
 
 
-# --- 05: the schedule's settings -----------------------------------------------------------
+# --- 06: the schedule's settings -----------------------------------------------------------
 
 _SLOT = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
@@ -187,7 +187,7 @@ def check_schedule(answer: dict[str, Any], lab: Lab) -> Verdict:
     )
 
 
-# --- 07: what is left after deleting the function ---------------------------------------------
+# --- 08: what is left after deleting the function ---------------------------------------------
 
 # key: (kind as the lookup shows it, a name function, why it outlives the function)
 RESOURCES: dict[str, tuple[str, Callable[[_deploy.Names], str], str]] = {
@@ -281,7 +281,7 @@ def check_leftovers(prediction: Iterable[str], lab: Lab) -> Verdict:
 
 
 def solution_schedule(lab: Lab) -> dict[str, Any]:
-    """One answer to 05's exercise: the settings deploy.schedule_request sends."""
+    """One answer to 06's exercise: the settings deploy.schedule_request sends."""
     return {
         "FlexibleTimeWindow": {"Mode": "OFF"},  # deliver at the slot
         "Input": {
@@ -299,7 +299,7 @@ def solution_schedule(lab: Lab) -> dict[str, Any]:
 
 
 def solution_leftovers(lab: Lab) -> set[str]:
-    """One answer to 07's exercise: everything but the function is still there."""
+    """One answer to 08's exercise: everything but the function is still there."""
     return set(RESOURCES) - {"function"}
 
 

@@ -1,4 +1,4 @@
-"""The handler's JSON log line, read back (notebook 06): one reader, two sources.
+"""The handler's JSON log line, read back (notebook 07): one reader, two sources.
 
 The handler prints one line per invocation, `{"jobcontroller": {...outcome...}}`; Lambda
 sends a function's standard output to CloudWatch Logs. On real AWS the lines are read with

@@ -1,4 +1,4 @@
-"""Notebook 06's exercise: a proof check the learner writes with `get_item` and `query`.
+"""Notebook 07's exercise: a proof check the learner writes with `get_item` and `query`.
 
 `check_counts(fn, lab)` runs `fn(client, table, job) -> (run_count, succeeded)` on the day's
 state and on crafted states (another job in the same table, a FAILED run, a counter that
@@ -236,7 +236,7 @@ def _judge(
 
 
 def solution_counts(client: Any, table: str, job: str) -> tuple[int, int]:
-    """One answer to 06's exercise: the stored counter, and the SUCCEEDED history items."""
+    """One answer to 07's exercise: the stored counter, and the SUCCEEDED history items."""
     key = {"PK": {"S": f"JOB#{job}"}, "SK": {"S": "STATE"}}
     item = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
     run_count = int(item["run_count"]["N"])  # the low-level client gives numbers as strings
