@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,62 @@ def fresh_aws(aws: EmbeddedAWS) -> EmbeddedAWS:
     return aws
 
 
+# --- every backend: moto (the default) and Amazon's DynamoDB Local -------------------------
+
+# Modules marked `every_backend` run each test on both; elsewhere `backend` is moto only.
+BACKENDS = ["moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)]
+_ACCOUNTS = itertools.count(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "every_backend: run the module's tests on moto and on DynamoDB Local"
+    )
+    config.addinivalue_line("markers", "dynamodb_local: the test runs on DynamoDB Local")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "every_backend"
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local():
+    """Amazon's DynamoDB Local, started once per session; its tests skip if it is missing."""
+    from jobcontroller.embedded.dynamodb_local import DynamoDBLocal, DynamoDBLocalMissing
+
+    # Not shared: each access key is a database of its own (see `backend`).
+    engine = DynamoDBLocal(export_environment=False, shared_db=False)
+    try:
+        engine.start()
+    except DynamoDBLocalMissing as missing:
+        # One reason for every skipped test, so pytest's -r summary prints one line.
+        pytest.skip(f"DynamoDB Local tests skipped: {missing}")
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def backend(request, monkeypatch):
+    """The backend a test talks to, reset and exported to boto3 through the environment."""
+    if getattr(request, "param", "moto") == "moto":
+        return request.getfixturevalue("fresh_aws")
+    import boto3
+
+    request.getfixturevalue("aws")  # its guard keeps every request on loopback
+    engine = request.getfixturevalue("dynamodb_local")
+    for key, value in engine.environment().items():
+        monkeypatch.setenv(key, value)
+    # A fresh access key is a fresh, empty database: tables, and the request tokens DynamoDB
+    # remembers for 10 minutes, which deleting tables would not forget.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"test{next(_ACCOUNTS):06d}")
+    # boto3's default session caches the endpoint and credentials it first saw.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    return engine
+
+
 # --- the core's fixtures: a fresh table and job on the embedded backend -------------------
 
 JOB = "hourly_processor"
@@ -40,8 +97,8 @@ def clock():
 
 
 @pytest.fixture
-def dynamodb(fresh_aws):
-    """A plain DynamoDB client on the freshly reset embedded backend."""
+def dynamodb(backend):
+    """A plain DynamoDB client on the freshly reset backend (moto unless parametrized)."""
     import boto3
 
     return boto3.client("dynamodb")

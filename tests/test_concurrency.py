@@ -6,9 +6,13 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from jobcontroller import ControlStore, JobConfig, JobController, SequentialIds, Trigger
 from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.course.races import race_processes, race_threads
+
+pytestmark = pytest.mark.every_backend
 
 JOB = "hourly_processor"
 ROUNDS = 20

@@ -26,6 +26,8 @@ from jobcontroller import (
 from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.store import MAX_ATTEMPTS
 
+pytestmark = pytest.mark.every_backend
+
 JOB = "hourly_processor"
 
 

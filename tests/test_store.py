@@ -20,6 +20,8 @@ from jobcontroller import (
 )
 from jobcontroller.store import TTL_ATTRIBUTE
 
+pytestmark = pytest.mark.every_backend
+
 JOB = "hourly_processor"
 
 
