@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -55,6 +56,31 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("backend", params, indirect=True)
 
 
+_LEFT_OUT = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Java or the engine, leave the DynamoDB Local tests out and say so once."""
+    ours = [item for item in items if item.get_closest_marker("dynamodb_local")]
+    if not ours or os.environ.get("JOBCONTROLLER_REQUIRE_DYNAMODB_LOCAL"):
+        return
+    from jobcontroller.embedded.dynamodb_local import DynamoDBLocalMissing, find_engine, find_java
+
+    try:
+        find_java()
+        find_engine()
+    except DynamoDBLocalMissing as missing:
+        # Deselected, not skipped: pytest prints a skip once per test location, this once.
+        config.hook.pytest_deselected(items=ours)
+        items[:] = [item for item in items if not item.get_closest_marker("dynamodb_local")]
+        config.stash[_LEFT_OUT] = f"{len(ours)} DynamoDB Local tests left out: {missing}"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if _LEFT_OUT in config.stash:
+        terminalreporter.write_line(f"SKIPPED {config.stash[_LEFT_OUT]}", yellow=True)
+
+
 @pytest.fixture(scope="session")
 def dynamodb_local():
     """Amazon's DynamoDB Local, started once per session; its tests skip if it is missing."""
@@ -65,6 +91,8 @@ def dynamodb_local():
     try:
         engine.start()
     except DynamoDBLocalMissing as missing:
+        if os.environ.get("JOBCONTROLLER_REQUIRE_DYNAMODB_LOCAL"):
+            pytest.fail(f"DynamoDB Local is required here (CI runs both backends): {missing}")
         # One reason for every skipped test, so pytest's -r summary prints one line.
         pytest.skip(f"DynamoDB Local tests skipped: {missing}")
     yield engine

@@ -393,13 +393,12 @@ class DynamoDBLocal:
             if code is not None:
                 raise DynamoDBLocalFailed(
                     f"DynamoDB Local exited with code {code} before it answered; its log "
-                    f"({self._log_path}) ends with:\n{self._log_tail()}"
+                    f"ends with:\n{self._log_tail()}"
                 )
             if time.monotonic() > deadline:
                 raise DynamoDBLocalFailed(
                     f"DynamoDB Local did not answer within {self._start_timeout:g} s on "
-                    f"{self.endpoint_url}; its log ({self._log_path}) ends with:\n"
-                    f"{self._log_tail()}"
+                    f"{self.endpoint_url}; its log ends with:\n{self._log_tail()}"
                 )
             time.sleep(0.05)
 
