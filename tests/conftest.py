@@ -123,6 +123,11 @@ def backend(request, monkeypatch):
 JOB = "hourly_processor"
 TABLE = "job_control"
 T0 = "2026-01-05T09:00:00Z"
+# Run history written at the fixed clock (T0) with the default 7 days is already past its
+# TTL in real time, and DynamoDB Local's TTL sweeper deletes such items within seconds,
+# mid-test. Tests that read history back keep it for a century instead.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
+TEST_HISTORY_DAYS = 36_500
 
 
 @pytest.fixture
@@ -160,7 +165,7 @@ def make_controller(store, clock):
     ids = SequentialIds()
 
     def make(**options):
-        options.setdefault("config", JobConfig())
+        options.setdefault("config", JobConfig(run_history_days=TEST_HISTORY_DAYS))
         return JobController(store, JOB, clock=clock, new_run_id=ids, **options)
 
     return make

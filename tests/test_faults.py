@@ -13,6 +13,7 @@ from botocore.awsrequest import AWSResponse
 
 from jobcontroller import (
     ControlStore,
+    JobConfig,
     JobController,
     Outcome,
     PlaceholderFailure,
@@ -29,6 +30,9 @@ from jobcontroller.store import MAX_ATTEMPTS
 pytestmark = pytest.mark.every_backend
 
 JOB = "hourly_processor"
+# History kept for a century, so DynamoDB Local's TTL sweeper leaves what the fixed clock
+# writes alone (see TEST_HISTORY_DAYS in conftest).
+CONFIG = JobConfig(run_history_days=36_500)
 
 
 def scheduled(slot):
@@ -130,7 +134,7 @@ def faults(prod_store):
 
 @pytest.fixture
 def controller(prod_store, clock):
-    return JobController(prod_store, JOB, clock=clock, new_run_id=SequentialIds())
+    return JobController(prod_store, JOB, config=CONFIG, clock=clock, new_run_id=SequentialIds())
 
 
 def test_crash_after_acquire_is_taken_over_after_the_lease(controller, store, clock):
@@ -167,7 +171,7 @@ def test_a_late_commit_is_fenced_off(controller, store, clock, raw_item):
     """A run that overran its lease cannot overwrite the run that took over from it."""
     slot = clock.now()
     successor = JobController(
-        store, JOB, clock=clock, new_run_id=SequentialIds(prefix="successor-")
+        store, JOB, config=CONFIG, clock=clock, new_run_id=SequentialIds(prefix="successor-")
     )
     seen = {}
 
