@@ -253,3 +253,14 @@ def test_a_takeover_meeting_a_numeric_lease_is_refused_and_reported(store, clock
     with pytest.raises(ControlItemCorrupt, match="lease_expires_at"):
         store.acquire(held, run_id="r2", now=later, lease_until=later, slot=None, takeover=True)
     assert store.raw_item(JOB) == before
+
+
+def test_a_long_run_id_still_commits(store, clock):
+    """DynamoDB refuses a ClientRequestToken over 36 characters (moto accepts any), so the
+    commit's token must stay within that whatever the run id's length."""
+    # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+    run_id = "lambda-request-" + "f" * 49  # a 64-character run id
+    done = _run_to_the_end(store, clock, run_id)
+    assert isinstance(done, Committed)
+    assert (done.state.status, done.state.last_run_id) == (Status.IDLE, run_id)
+    assert [r.run_id for r in store.runs(JOB)] == [run_id]
