@@ -249,7 +249,12 @@ def test_ambiguous_acquire_that_never_gets_an_answer_does_not_wedge(
 
 
 def test_ambiguous_commit_is_not_counted_twice(controller, store, faults, clock):
-    """A commit applied but answered with an error is recognised on retry, not repeated."""
+    """A commit applied but answered with an error is recognised on retry, not repeated.
+
+    DynamoDB answers the retry, which carries the same ClientRequestToken, as a success
+    without applying it again; moto ignores the token, refuses the retry on the fence, and
+    the store recognises its own commit in the item that blocked it.
+    """
     faults.lose_response("TransactWriteItems", 1)
     result = controller.invoke(scheduled(clock.now()), placeholder())
     assert result.outcome is Outcome.SUCCEEDED
