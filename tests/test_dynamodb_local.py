@@ -182,3 +182,37 @@ def test_the_engine_serves_on_loopback_and_stops_cleanly(capfd):
     port = urllib.parse.urlsplit(url).port
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+@pytest.mark.dynamodb_local
+def test_start_dynamodb_local_is_one_engine_per_process():
+    """The course's entry point starts one shared engine, returns it again on later calls,
+    refuses another region, and reset() empties it; stop() restores the environment."""
+    import boto3
+
+    before = dict(os.environ)
+    engine = ddbl.start_dynamodb_local()
+    try:
+        assert ddbl.start_dynamodb_local() is engine
+        with pytest.raises(ConfigError, match="restart the kernel"):
+            ddbl.start_dynamodb_local(region="eu-west-1")
+        engine.client().create_table(
+            TableName="scratch",
+            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # One shared database: another region and access key see the same tables.
+        other = boto3.client(
+            "dynamodb",
+            endpoint_url=engine.endpoint_url,
+            region_name="eu-west-1",
+            aws_access_key_id="someoneElse",
+            aws_secret_access_key="x",
+        )
+        assert other.list_tables()["TableNames"] == ["scratch"]
+        engine.reset()
+        assert other.list_tables()["TableNames"] == []
+    finally:
+        engine.stop()
+    assert dict(os.environ) == before and not engine.running
