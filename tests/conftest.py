@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -24,11 +26,108 @@ def fresh_aws(aws: EmbeddedAWS) -> EmbeddedAWS:
     return aws
 
 
+# --- every backend: moto (the default) and Amazon's DynamoDB Local -------------------------
+
+# Modules marked `every_backend` run each test on both; elsewhere `backend` is moto only.
+BACKENDS = {"moto": [], "dynamodb-local": [pytest.mark.dynamodb_local]}
+_ACCOUNTS = itertools.count(1)
+
+
+def pytest_configure(config):
+    for line in (
+        "every_backend: run the module's tests on moto and on DynamoDB Local",
+        "dynamodb_local: the test runs on Amazon's DynamoDB Local",
+        "xfail_on(backend, *, reason): a known failure on that backend only (strict)",
+    ):
+        config.addinivalue_line("markers", line)
+
+
+def pytest_generate_tests(metafunc):
+    definition = metafunc.definition
+    if "backend" not in metafunc.fixturenames or not definition.get_closest_marker("every_backend"):
+        return
+    params = []
+    for name, marks in BACKENDS.items():
+        for known in definition.iter_markers("xfail_on"):
+            if known.args[0] == name:
+                # Strict: once the cause is fixed the test passes and the mark must go.
+                marks = [*marks, pytest.mark.xfail(strict=True, reason=known.kwargs["reason"])]
+        params.append(pytest.param(name, marks=marks, id=name))
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+_LEFT_OUT = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Java or the engine, leave the DynamoDB Local tests out and say so once."""
+    ours = [item for item in items if item.get_closest_marker("dynamodb_local")]
+    if not ours or os.environ.get("JOBCONTROLLER_REQUIRE_DYNAMODB_LOCAL"):
+        return
+    from jobcontroller.embedded.dynamodb_local import DynamoDBLocalMissing, find_engine, find_java
+
+    try:
+        find_java()
+        find_engine()
+    except DynamoDBLocalMissing as missing:
+        # Deselected, not skipped: pytest prints a skip once per test location, this once.
+        config.hook.pytest_deselected(items=ours)
+        items[:] = [item for item in items if not item.get_closest_marker("dynamodb_local")]
+        config.stash[_LEFT_OUT] = f"{len(ours)} DynamoDB Local tests left out: {missing}"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if _LEFT_OUT in config.stash:
+        terminalreporter.write_line(f"SKIPPED {config.stash[_LEFT_OUT]}", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local():
+    """Amazon's DynamoDB Local, started once per session; its tests skip if it is missing."""
+    from jobcontroller.embedded.dynamodb_local import DynamoDBLocal, DynamoDBLocalMissing
+
+    # Not shared: each access key is a database of its own (see `backend`).
+    engine = DynamoDBLocal(export_environment=False, shared_db=False)
+    try:
+        engine.start()
+    except DynamoDBLocalMissing as missing:
+        if os.environ.get("JOBCONTROLLER_REQUIRE_DYNAMODB_LOCAL"):
+            pytest.fail(f"DynamoDB Local is required here (CI runs both backends): {missing}")
+        # One reason for every skipped test, so pytest's -r summary prints one line.
+        pytest.skip(f"DynamoDB Local tests skipped: {missing}")
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def backend(request, monkeypatch):
+    """The backend a test talks to, reset and exported to boto3 through the environment."""
+    if getattr(request, "param", "moto") == "moto":
+        return request.getfixturevalue("fresh_aws")
+    import boto3
+
+    request.getfixturevalue("aws")  # its guard keeps every request on loopback
+    engine = request.getfixturevalue("dynamodb_local")
+    for key, value in engine.environment().items():
+        monkeypatch.setenv(key, value)
+    # A fresh access key is a fresh, empty database: tables, and the request tokens DynamoDB
+    # remembers for 10 minutes, which deleting tables would not forget.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"test{next(_ACCOUNTS):06d}")
+    # boto3's default session caches the endpoint and credentials it first saw.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    return engine
+
+
 # --- the core's fixtures: a fresh table and job on the embedded backend -------------------
 
 JOB = "hourly_processor"
 TABLE = "job_control"
 T0 = "2026-01-05T09:00:00Z"
+# Run history written at the fixed clock (T0) with the default 7 days is already past its
+# TTL in real time, and DynamoDB Local's TTL sweeper deletes such items within seconds,
+# mid-test. Tests that read history back keep it for a century instead.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
+TEST_HISTORY_DAYS = 36_500
 
 
 @pytest.fixture
@@ -40,8 +139,8 @@ def clock():
 
 
 @pytest.fixture
-def dynamodb(fresh_aws):
-    """A plain DynamoDB client on the freshly reset embedded backend."""
+def dynamodb(backend):
+    """A plain DynamoDB client on the freshly reset backend (moto unless parametrized)."""
     import boto3
 
     return boto3.client("dynamodb")
@@ -66,7 +165,7 @@ def make_controller(store, clock):
     ids = SequentialIds()
 
     def make(**options):
-        options.setdefault("config", JobConfig())
+        options.setdefault("config", JobConfig(run_history_days=TEST_HISTORY_DAYS))
         return JobController(store, JOB, clock=clock, new_run_id=ids, **options)
 
     return make

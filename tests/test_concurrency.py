@@ -12,6 +12,8 @@ from jobcontroller import ControlStore, JobConfig, JobController, SequentialIds,
 from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.course.races import race_processes, race_threads
 
+pytestmark = pytest.mark.every_backend
+
 JOB = "hourly_processor"
 ROUNDS = 20
 

@@ -22,6 +22,8 @@ from jobcontroller import (
     placeholder,
 )
 
+pytestmark = pytest.mark.every_backend
+
 JOB = "hourly_processor"
 
 

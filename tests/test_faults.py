@@ -14,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 from jobcontroller import (
     CommitConflict,
     ControlStore,
+    JobConfig,
     JobController,
     Outcome,
     PlaceholderFailure,
@@ -29,7 +30,12 @@ from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.model import format_ts
 from jobcontroller.store import COMMIT_ATTEMPTS, MAX_ATTEMPTS
 
+pytestmark = pytest.mark.every_backend
+
 JOB = "hourly_processor"
+# History kept for a century, so DynamoDB Local's TTL sweeper leaves what the fixed clock
+# writes alone (see TEST_HISTORY_DAYS in conftest).
+CONFIG = JobConfig(run_history_days=36_500)
 
 
 def scheduled(slot):
@@ -69,6 +75,9 @@ class Faults:
     """Make chosen DynamoDB requests fail on the wire, counting every attempt.
 
     `throttle(op, n)`: the next n attempts of `op` are answered with a throttling error
+    and never reach the backend. `conflict(op, n)`: the next n attempts are refused as
+    DynamoDB refuses a write to an item that another transaction is changing
+    (TransactionConflictException, or a transaction cancelled with reason TransactionConflict),
     and never reach the backend. `lose_response(op, n)`: the next n attempts reach the
     backend and are applied, but the client gets a 500 instead of the answer.
     """
@@ -82,12 +91,11 @@ class Faults:
     def throttle(self, operation: str, times: int) -> None:
         self._plan.setdefault(operation, []).extend(["throttle"] * times)
 
+    def conflict(self, operation: str, times: int) -> None:
+        self._plan.setdefault(operation, []).extend(["conflict"] * times)
+
     def lose_response(self, operation: str, times: int) -> None:
         self._plan.setdefault(operation, []).extend(["lose"] * times)
-
-    def conflict(self, operation: str, times: int) -> None:
-        """Answer as DynamoDB does when another transaction is writing the same item."""
-        self._plan.setdefault(operation, []).extend(["conflict"] * times)
 
     def _before_send(self, request, **_):
         operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
@@ -134,7 +142,7 @@ def faults(prod_store):
 
 @pytest.fixture
 def controller(prod_store, clock):
-    return JobController(prod_store, JOB, clock=clock, new_run_id=SequentialIds())
+    return JobController(prod_store, JOB, config=CONFIG, clock=clock, new_run_id=SequentialIds())
 
 
 def test_crash_after_acquire_is_taken_over_after_the_lease(controller, store, clock):
@@ -171,7 +179,7 @@ def test_a_late_commit_is_fenced_off(controller, store, clock, raw_item):
     """A run that overran its lease cannot overwrite the run that took over from it."""
     slot = clock.now()
     successor = JobController(
-        store, JOB, clock=clock, new_run_id=SequentialIds(prefix="successor-")
+        store, JOB, config=CONFIG, clock=clock, new_run_id=SequentialIds(prefix="successor-")
     )
     seen = {}
 
@@ -263,7 +271,12 @@ def test_ambiguous_acquire_that_never_gets_an_answer_does_not_wedge(
 
 
 def test_ambiguous_commit_is_not_counted_twice(controller, store, faults, clock):
-    """A commit applied but answered with an error is recognised on retry, not repeated."""
+    """A commit applied but answered with an error is recognised on retry, not repeated.
+
+    DynamoDB answers the retry, which carries the same ClientRequestToken, as a success
+    without applying it again; moto ignores the token, refuses the retry on the fence, and
+    the store recognises its own commit in the item that blocked it.
+    """
     faults.lose_response("TransactWriteItems", 1)
     result = controller.invoke(scheduled(clock.now()), placeholder())
     assert result.outcome is Outcome.SUCCEEDED

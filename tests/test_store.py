@@ -12,6 +12,7 @@ from jobcontroller import (
     Acquired,
     Blocked,
     Committed,
+    ControlItemCorrupt,
     ControlItemMissing,
     ControlStore,
     Fenced,
@@ -23,11 +24,14 @@ from jobcontroller import (
 from jobcontroller.model import finish_transition
 from jobcontroller.store import TTL_ATTRIBUTE
 
+pytestmark = pytest.mark.every_backend
+
 JOB = "hourly_processor"
 
 
 def test_create_table_is_idempotent_and_enables_ttl(dynamodb):
-    """Creating twice is fine; the table has PK/SK string keys and TTL on expires_at."""
+    """Creating twice is fine (TTL, which DynamoDB refuses to enable twice, is enabled once);
+    the table has PK/SK string keys and TTL on expires_at."""
     store = ControlStore("job_control", client=dynamodb)
     assert store.create_table() is True
     assert store.create_table() is False
@@ -111,9 +115,15 @@ def test_takeover_needs_the_lease_to_have_passed_at_write_time(store, clock):
     assert taken.state.last_takeover_from == "r1"
 
 
+# Far in the future: DynamoDB (and DynamoDB Local, within seconds) deletes items whose TTL
+# attribute has passed, so history written with an expiry in the past may vanish mid-test.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
+EXPIRES = 4_102_444_800  # 2100-01-01T00:00:00Z
+
+
 def record(run_id, clock, outcome=Outcome.SUCCEEDED, **extra):
     now = clock.now()
-    return RunRecord(JOB, run_id, now, now, outcome, expires_at=123, **extra)
+    return RunRecord(JOB, run_id, now, now, outcome, expires_at=EXPIRES, **extra)
 
 
 def test_finish_commits_and_writes_history(store, clock):
@@ -127,7 +137,11 @@ def test_finish_commits_and_writes_history(store, clock):
     assert done.state == store.read(JOB)
     assert (done.state.status, done.state.run_count, done.state.last_slot) == (Status.IDLE, 1, now)
     [history] = store.runs(JOB)
-    assert (history.run_id, history.outcome, history.expires_at) == ("r1", Outcome.SUCCEEDED, 123)
+    assert (history.run_id, history.outcome, history.expires_at) == (
+        "r1",
+        Outcome.SUCCEEDED,
+        EXPIRES,
+    )
     assert history.outcome is Outcome.SUCCEEDED
 
 
@@ -241,3 +255,62 @@ def test_finish_tokens_are_unique_per_attempt_whatever_the_run_id(store, clock, 
         assert isinstance(store.finish(held.state, record("r1", clock, slot=now)), Committed)
     assert len(tokens) == 2 and tokens[0] != tokens[1]
     assert all(1 <= len(t) <= 36 for t in tokens)
+
+
+def _run_to_the_end(store, clock, run_id):
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id=run_id, now=now, lease_until=now, slot=now)
+    return store.finish(held.state, record(run_id, clock, slot=now), next_allowed_run=now)
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["same-request", "other-request"])
+def test_a_run_id_used_again_after_a_reset_still_commits(store, clock, later):
+    """DynamoDB applies a transaction once per ClientRequestToken for 10 minutes, so a run
+    reusing an earlier run's id (sequential ids restart with every reset) must still commit."""
+    # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+    assert isinstance(_run_to_the_end(store, clock, "run-0001"), Committed)
+    store.delete_job(JOB)
+    store.init_job(JOB, now=clock.now())
+    if later:
+        clock.advance(minutes=1)  # the same token with other parameters
+    second = _run_to_the_end(store, clock, "run-0001")
+    stored = store.read(JOB)
+    assert isinstance(second, Committed) and second.state == stored
+    assert (stored.status, stored.run_count) == (Status.IDLE, 1)
+    assert [r.run_id for r in store.runs(JOB)] == ["run-0001"]
+
+
+@pytest.mark.xfail_on(
+    "moto", reason="moto answers HTTP 500 where DynamoDB evaluates number <= string as false"
+)
+def test_a_takeover_meeting_a_numeric_lease_is_refused_and_reported(store, clock, dynamodb):
+    """DynamoDB evaluates a comparison of a number with a string as false, so a takeover whose
+    lease clause meets a lease stored as a number is refused, reported as corrupt, and writes
+    nothing."""
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html
+    now = clock.now()
+    held = store.acquire(store.read(JOB), run_id="r1", now=now, lease_until=now, slot=None).state
+    # Another tool rewrites the lease as epoch seconds after our read, version unchanged.
+    key = {"PK": {"S": f"JOB#{JOB}"}, "SK": {"S": "STATE"}}
+    dynamodb.update_item(
+        TableName=store.table,
+        Key=key,
+        UpdateExpression="SET lease_expires_at = :epoch",
+        ExpressionAttributeValues={":epoch": {"N": str(int(now.timestamp()))}},
+    )
+    before = store.raw_item(JOB)
+    later = now + timedelta(hours=1)
+    with pytest.raises(ControlItemCorrupt, match="lease_expires_at"):
+        store.acquire(held, run_id="r2", now=later, lease_until=later, slot=None, takeover=True)
+    assert store.raw_item(JOB) == before
+
+
+def test_a_long_run_id_still_commits(store, clock):
+    """DynamoDB refuses a ClientRequestToken over 36 characters (moto accepts any), so the
+    commit's token must stay within that whatever the run id's length."""
+    # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+    run_id = "lambda-request-" + "f" * 49  # a 64-character run id
+    done = _run_to_the_end(store, clock, run_id)
+    assert isinstance(done, Committed)
+    assert (done.state.status, done.state.last_run_id) == (Status.IDLE, run_id)
+    assert [r.run_id for r in store.runs(JOB)] == [run_id]
