@@ -29,7 +29,9 @@ def fresh_aws(aws: EmbeddedAWS) -> EmbeddedAWS:
 # --- every backend: moto (the default) and Amazon's DynamoDB Local -------------------------
 
 # Modules marked `every_backend` run each test on both; elsewhere `backend` is moto only.
-BACKENDS = {"moto": [], "dynamodb-local": [pytest.mark.dynamodb_local]}
+# Modules also marked `contract` (the store's and the controller's contract) run a third time
+# on DynamoDB in memory, the fault simulation's backend, so that fake cannot drift.
+BACKENDS = {"moto": [], "dynamodb-local": [pytest.mark.dynamodb_local], "memory": []}
 _ACCOUNTS = itertools.count(1)
 
 
@@ -38,6 +40,7 @@ def pytest_configure(config):
         "every_backend: run the module's tests on moto and on DynamoDB Local",
         "dynamodb_local: the test runs on Amazon's DynamoDB Local",
         "xfail_on(backend, *, reason): a known failure on that backend only (strict)",
+        "contract: with every_backend, also run on DynamoDB in memory (embedded/memory.py)",
     ):
         config.addinivalue_line("markers", line)
 
@@ -48,6 +51,8 @@ def pytest_generate_tests(metafunc):
         return
     params = []
     for name, marks in BACKENDS.items():
+        if name == "memory" and not definition.get_closest_marker("contract"):
+            continue
         for known in definition.iter_markers("xfail_on"):
             if known.args[0] == name:
                 # Strict: once the cause is fixed the test passes and the mark must go.
@@ -104,6 +109,10 @@ def backend(request, monkeypatch):
     """The backend a test talks to, reset and exported to boto3 through the environment."""
     if getattr(request, "param", "moto") == "moto":
         return request.getfixturevalue("fresh_aws")
+    if request.param == "memory":
+        from jobcontroller.embedded.memory import MemoryDynamoDB
+
+        return MemoryDynamoDB()
     import boto3
 
     request.getfixturevalue("aws")  # its guard keeps every request on loopback
@@ -143,6 +152,10 @@ def dynamodb(backend):
     """A plain DynamoDB client on the freshly reset backend (moto unless parametrized)."""
     import boto3
 
+    from jobcontroller.embedded.memory import MemoryDynamoDB
+
+    if isinstance(backend, MemoryDynamoDB):
+        return backend  # it is the client
     return boto3.client("dynamodb")
 
 

@@ -22,7 +22,7 @@ from jobcontroller import (
     placeholder,
 )
 
-pytestmark = pytest.mark.every_backend
+pytestmark = [pytest.mark.every_backend, pytest.mark.contract]
 
 JOB = "hourly_processor"
 
