@@ -28,12 +28,16 @@ from .model import (
     format_ts,
     whole_seconds,
 )
-from .store import Acquired, Committed, ControlStore, Fenced, history_expiry
+from .store import Acquired, Blocked, Committed, ControlStore, Fenced, history_expiry
 from .workload import Workload, WorkloadContext
 
 __all__ = ["InvocationResult", "JobController", "Outcome"]
 
 log = logging.getLogger("jobcontroller")
+
+# An acquire refused by a transaction conflict reads and decides again, this many times in all.
+ACQUIRE_ATTEMPTS = 3
+ACQUIRE_BACKOFF_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,20 @@ class JobController:
                 f"{self.config.lease_margin_seconds} s: raise the function's timeout above "
                 f"the margin or lower JOB_LEASE_MARGIN_SECONDS"
             )
-        return whole_seconds(now + timedelta(seconds=seconds))
+        lease_until = whole_seconds(now + timedelta(seconds=seconds))
+        if self._deadline(lease_until) <= now:
+            raise ConfigError(
+                f"a lease of {seconds:g} s leaves no working time once twice the tolerated clock "
+                f"skew ({self.config.clock_skew_seconds} s) is taken off: raise the function's "
+                f"timeout or lower clock_skew_seconds"
+            )
+        return lease_until
+
+    def _deadline(self, lease_until: datetime) -> datetime:
+        """When the workload must stop: the lease as stored, less twice the tolerated skew
+        between invokers' clocks (JobConfig.clock_skew_seconds), so no successor can see the
+        lease as passed while this run still works."""
+        return lease_until - 2 * timedelta(seconds=self.config.clock_skew_seconds)
 
     def invoke(
         self, trigger: Trigger, workload: Workload, *, remaining_ms: int | None = None
@@ -137,21 +154,29 @@ class JobController:
                 f"{'-' if trigger.slot is None else format_ts(trigger.slot)}) would set a lease "
                 "or next allowed run after year 9999; nothing was written"
             ) from None
-        state = self.store.read(self.job)
-        decision = decide(state, trigger, now, config=self.config)
-        if decision.action is Action.SKIP:
-            return self._skipped(trigger, decision, state)
-
         run_id = self.new_run_id()
-        takeover = decision.action is Action.TAKEOVER
-        acquired = self.store.acquire(
-            state,
-            run_id=run_id,
-            now=now,
-            lease_until=lease_until,
-            slot=trigger.slot,
-            takeover=takeover,
-        )
+        for attempt in range(1, ACQUIRE_ATTEMPTS + 1):
+            state = self.store.read(self.job)
+            decision = decide(state, trigger, now, config=self.config)
+            if decision.action is Action.SKIP:
+                return self._skipped(trigger, decision, state)
+            takeover = decision.action is Action.TAKEOVER
+            acquired = self.store.acquire(
+                state,
+                run_id=run_id,
+                now=now,
+                lease_until=lease_until,
+                slot=trigger.slot,
+                takeover=takeover,
+            )
+            # A transaction conflict says nothing about who won: the transaction in flight
+            # may be a fenced late commit that DynamoDB is about to cancel. Read again and
+            # decide again, or the only delivery of a slot could give it up for nothing.
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
+            if not (isinstance(acquired, Blocked) and acquired.conflict):
+                break
+            if attempt < ACQUIRE_ATTEMPTS:
+                self.clock.sleep(ACQUIRE_BACKOFF_SECONDS * 2 ** (attempt - 1))
         if not isinstance(acquired, Acquired):
             holder = acquired.state
             detail = "another invocation changed the item between our read and our write"
@@ -167,7 +192,7 @@ class JobController:
             job=self.job,
             run_id=run_id,
             slot=trigger.slot,
-            deadline=lease_until,
+            deadline=self._deadline(lease_until),
             clock=self.clock,
             drill=state.drill,
         )

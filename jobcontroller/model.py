@@ -127,6 +127,13 @@ class JobConfig:
     # Used when there is no Lambda context to ask for the remaining time (local calls).
     default_lease_seconds: int = 900
     run_history_days: int = 7
+    # The largest difference between two invokers' clocks to tolerate. A lease is compared
+    # with the *next* invoker's clock, so a holder whose clock runs behind could still be
+    # working when a successor whose clock runs ahead sees the lease as passed: the workload
+    # therefore stops twice this long before its lease. Lambda's clocks follow the Amazon
+    # Time Sync Service (well under a second apart), hence 0; the fault simulation uses 30.
+    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html
+    clock_skew_seconds: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -11,6 +11,7 @@ from jobcontroller import (
     BadEvent,
     ConfigError,
     Drill,
+    JobConfig,
     JobController,
     ManualClock,
     Outcome,
@@ -242,3 +243,49 @@ def test_run_history_expires_by_the_wall_clock(store, clock):
     [run] = store.runs(JOB)
     assert run.expires_at == int((wall.now() + timedelta(days=7)).timestamp())
     assert isinstance(JobController(store, JOB).wall_clock, SystemClock)
+
+
+class _Skewed:
+    """One invoker's view of a shared clock, off by `offset` seconds; sleeping moves both."""
+
+    def __init__(self, base: ManualClock, offset: float) -> None:
+        self.base, self.offset = base, timedelta(seconds=offset)
+
+    def now(self):
+        return self.base.now() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.base.advance(seconds)
+
+
+@pytest.mark.parametrize(("tolerated", "overlap"), [(30, False), (0, True)])
+def test_skewed_clocks_never_let_two_workloads_overlap_when_the_skew_is_tolerated(
+    store, clock, tolerated, overlap
+):
+    """A holder 30 s slow and a successor 30 s fast: with clock_skew_seconds=30 the holder has
+    stopped before the successor can take over; tolerating no skew lets them overlap."""
+    config = JobConfig(clock_skew_seconds=tolerated, run_history_days=36_500)
+    ids = SequentialIds()
+    holder = JobController(store, JOB, config=config, clock=_Skewed(clock, -30), new_run_id=ids)
+    successor = JobController(store, JOB, config=config, clock=_Skewed(clock, +30), new_run_id=ids)
+    seen: dict[str, object] = {}
+
+    def successor_work(ctx):
+        seen["holder still working"] = seen["holder"].remaining() > timedelta(0)
+        return "second"
+
+    def holder_work(ctx):
+        seen["holder"] = ctx
+        while ctx.remaining() > timedelta(0):  # honours its deadline, one second at a time
+            ctx.clock.sleep(1)
+            if "taken over" not in seen:
+                duplicate = successor.invoke(
+                    scheduled(ctx.slot), successor_work, remaining_ms=120_000
+                )
+                if duplicate.outcome is Outcome.SUCCEEDED:
+                    seen["taken over"] = duplicate
+        return "first"
+
+    holder.invoke(scheduled(clock.now()), holder_work, remaining_ms=120_000)
+    assert "taken over" in seen  # the successor did take over, once the lease had passed
+    assert seen["holder still working"] is overlap

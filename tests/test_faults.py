@@ -26,6 +26,7 @@ from jobcontroller import (
     WorkloadCrash,
     placeholder,
 )
+from jobcontroller.controller import ACQUIRE_ATTEMPTS
 from jobcontroller.course.counterexamples import naive_acquire
 from jobcontroller.model import format_ts
 from jobcontroller.store import COMMIT_ATTEMPTS, MAX_ATTEMPTS
@@ -296,14 +297,27 @@ def test_failure_record_that_fails_keeps_the_workloads_exception(controller, sto
     assert store.read(JOB).status is Status.RUNNING
 
 
-def test_acquire_meeting_a_transaction_is_a_lost_race(controller, store, faults, clock, raw_item):
-    """An acquire refused by TransactionConflictException skips with LOST_RACE, writing nothing."""
+def test_acquire_meeting_a_transaction_reads_again_and_runs(controller, store, faults, clock):
+    """An acquire refused by one TransactionConflictException reads, decides and tries again,
+    so the slot's only delivery still runs, once."""
     faults.conflict("UpdateItem", 1)
+    result = controller.invoke(scheduled(clock.now()), placeholder())
+    assert result.outcome is Outcome.SUCCEEDED
+    assert (faults.attempts["UpdateItem"], faults.attempts["GetItem"]) == (2, 2)
+    assert store.read(JOB).run_count == 1
+
+
+def test_acquire_that_keeps_meeting_transactions_is_a_lost_race(
+    controller, store, faults, clock, raw_item
+):
+    """After ACQUIRE_ATTEMPTS conflicts it skips with LOST_RACE, naming the transaction, and
+    has written nothing."""
+    faults.conflict("UpdateItem", ACQUIRE_ATTEMPTS)
     before = raw_item()
     result = controller.invoke(scheduled(clock.now()), placeholder())
     assert (result.outcome, result.reason) == (Outcome.SKIPPED, Reason.LOST_RACE)
     assert "transaction" in result.detail
-    assert faults.attempts["UpdateItem"] == 1
+    assert faults.attempts["UpdateItem"] == ACQUIRE_ATTEMPTS
     assert raw_item() == before
 
 

@@ -27,7 +27,7 @@ __all__ = ["DESIGNS", "JOB", "LAMBDA_TIMEOUT_MS", "START", "TABLE", "Design", "E
 JOB = "hourly_processor"
 TABLE = "job_control"
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
-LAMBDA_TIMEOUT_MS = 120_000
+LAMBDA_TIMEOUT_MS = 180_000
 
 
 class Env(Protocol):
