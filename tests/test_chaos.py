@@ -15,6 +15,7 @@ from jobcontroller.embedded.chaos import (
     main,
     simulate,
 )
+from jobcontroller.ops import cli
 
 
 def _violated(report: Report) -> set[str]:
@@ -90,3 +91,11 @@ def test_the_command_prints_the_table_and_exits_1_on_a_violation(capsys):
     assert "never RUNNING past lease + interval" in out
     assert "replay: --design card --seed 3 --slots" in out
     assert main(["--slots", "20", "--seed", "2"]) == 0
+
+
+def test_the_cli_runs_the_simulation(capsys):
+    """`jobcontroller simulate` is the same command; a bad slot count is one clear line."""
+    assert cli.main(["simulate", "--slots", "30", "--seed", "3", "--design", "card"]) == 1
+    assert "VIOLATION" in capsys.readouterr().out
+    assert cli.main(["simulate", "--slots", "0"]) == 1
+    assert "--slots must be 1 or more" in capsys.readouterr().err

@@ -15,6 +15,7 @@ happen, and the same seed replays the same history exactly.
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 from collections import Counter
@@ -27,7 +28,7 @@ from jobcontroller.clock import SequentialIds
 from jobcontroller.controller import InvocationResult, Outcome
 from jobcontroller.embedded.designs import DESIGNS, JOB, START, TABLE, Design
 from jobcontroller.embedded.interleave import FaultRates, FaultyClient, Scheduler, Task, TaskClock
-from jobcontroller.errors import JobControllerError, WorkloadCrash
+from jobcontroller.errors import ConfigError, JobControllerError, WorkloadCrash
 from jobcontroller.model import JobConfig, Reason, Trigger
 from jobcontroller.store import ControlStore
 from jobcontroller.workload import WorkloadContext, placeholder
@@ -466,11 +467,8 @@ def simulate(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m jobcontroller.embedded.chaos --slots N --seed S`: print the closing table."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="jobcontroller simulate", description=main.__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulation's options, shared by this module's `main` and `jobcontroller simulate`."""
     parser.add_argument("--slots", type=int, default=1000, help="hourly slots to simulate")
     parser.add_argument("--seed", type=int, default=1, help="the same seed replays the same run")
     parser.add_argument("--design", choices=sorted(DESIGNS), default="controller")
@@ -480,9 +478,12 @@ def main(argv: list[str] | None = None) -> int:
         default="memory",
         help="memory: DynamoDB in memory (fast); embedded: moto served on loopback",
     )
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate as `args` say, print the closing table; 1 when an invariant was broken."""
     if args.slots < 1:
-        parser.error("--slots must be 1 or more")
+        raise ConfigError(f"--slots must be 1 or more, got {args.slots}")
     client = None
     backend = None
     if args.backend == "embedded":
@@ -501,6 +502,16 @@ def main(argv: list[str] | None = None) -> int:
             backend.stop()
     print(report.text())
     return 1 if report.violations else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m jobcontroller.embedded.chaos --slots N --seed S`: print the closing table."""
+    parser = argparse.ArgumentParser(prog="jobcontroller simulate", description=main.__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.slots < 1:
+        parser.error("--slots must be 1 or more")
+    return run(args)
 
 
 if __name__ == "__main__":

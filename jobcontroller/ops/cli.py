@@ -124,6 +124,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     embedded.add_argument("--region", default=None)
     embedded.add_argument("--port", type=int, default=None)
+    from jobcontroller.embedded import chaos
+
+    simulate = commands.add_parser(
+        "simulate", help="the randomized fault simulation: invariants checked, violations found"
+    )
+    chaos.add_arguments(simulate)
     return parser, dict(commands.choices)
 
 
@@ -187,6 +193,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.port is not None:
             argv += ["--port", str(args.port)]
         return local.main(argv)
+    if args.command == "simulate":
+        from jobcontroller.embedded import chaos
+
+        return chaos.run(args)
     if args.command == "package":
         from jobcontroller.ops.packaging import build_zip, inspect_zip
 
