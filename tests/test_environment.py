@@ -221,3 +221,16 @@ def test_environment_is_synced_only_when_pyproject_or_the_lock_changes(
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     assert installs() == 2
     assert json.loads((venv / "stamp.json").read_text())["lock_sha256"]
+
+
+def test_readme_names_the_locked_versions(pins: list[Pin]):
+    """The versions README's Versions table says the course is tested on are the locked ones."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Versions\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([a-z0-9-]+) \| ([0-9][^ |]*) \|$", section, flags=re.MULTILINE)
+    assert len(rows) >= 5, "the table names the main packages"
+    locked = {pin.name: str(pin.version) for pin in pins}
+    for name, version in rows:
+        assert locked.get(canonicalize_name(name)) == version, (
+            f"README says {name} {version}, the lock pins {locked.get(name)}: update README"
+        )
