@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -82,6 +83,16 @@ def _locked_names() -> set[str]:
     return names
 
 
+def _required_names() -> set[str]:
+    """Normalised names of what pyproject.toml requires: dependencies and every extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [*project.get("dependencies", [])]
+    for group in project.get("optional-dependencies", {}).values():
+        lines += group
+    # A requirement's name ends where its extras, version, marker or URL begin (PEP 508).
+    return {_normalise(re.split(r"[\s\[(<>=!~;@]", line, maxsplit=1)[0]) for line in lines}
+
+
 def _normalise(name: str) -> str:
     # PEP 503: runs of -, _ and . are one separator, case does not matter.
     return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-"))
@@ -101,8 +112,21 @@ def ensure_environment() -> Path:
     except (OSError, ValueError):
         pass
 
+    unlocked = sorted(_required_names() - _locked_names())
+    if unlocked:
+        sys.exit(
+            f"pyproject.toml asks for {', '.join(unlocked)}, which {LOCK.name} does not list: "
+            "run `python3 tasks.py lock` (and commit the lock)."
+        )
     print(f"Installing the locked versions ({LOCK.name}) into {VENV.name} ...", flush=True)
-    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip: list[str | Path] = [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     # --require-hashes: every file must be the one PyPI served when the lock was made, whichever
     # index or mirror pip is configured with. Dependencies are resolved (no --no-deps), so a lock
     # that misses one fails here instead of installing something unpinned.

@@ -23,6 +23,9 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements-lock.txt"
 PROJECT = "jobcontroller (pyproject.toml)"
+HASH_LINE = r"\s+--hash=(sha256:[0-9a-f]{64})( \\)?"
+# "# via NAME" on one line, or "# via" followed by one "#   NAME" line each.
+VIA_LINE = r"\s+#(?: via|  ) (.+)"
 RELOCK = "run `python3 tasks.py lock` and commit requirements-lock.txt"
 
 
@@ -39,41 +42,28 @@ class Pin:
 
 def _parse_lock(text: str) -> list[Pin]:
     """The entries of a `uv pip compile --generate-hashes` file (annotations in split style)."""
-    entries: list[dict[str, object]] = []
-    in_via = False
+    blocks: list[list[str]] = []
     for line in text.splitlines():
         if line and not line[0].isspace() and not line.startswith("#"):
-            requirement = Requirement(line.rstrip(" \\"))
-            (specifier,) = requirement.specifier
-            assert specifier.operator == "==", f"not pinned with ==: {line}"
-            entries.append(
-                {
-                    "name": canonicalize_name(requirement.name),
-                    "version": Version(specifier.version),
-                    "marker": requirement.marker,
-                    "hashes": [],
-                    "via": [],
-                }
-            )
-            in_via = False
-        elif match := re.fullmatch(r"\s+--hash=(sha256:[0-9a-f]{64})( \\)?", line):
-            entries[-1]["hashes"].append(match.group(1))  # type: ignore[attr-defined]
-        elif match := re.fullmatch(r"\s+# via( (.+))?", line):
-            in_via = match.group(2) is None
-            if not in_via:
-                entries[-1]["via"].append(match.group(2))  # type: ignore[attr-defined]
-        elif in_via and (match := re.fullmatch(r"\s+#   (.+)", line)):
-            entries[-1]["via"].append(match.group(1))  # type: ignore[attr-defined]
-    return [
-        Pin(
-            name=e["name"],  # type: ignore[arg-type]
-            version=e["version"],  # type: ignore[arg-type]
-            marker=e["marker"],  # type: ignore[arg-type]
-            hashes=tuple(e["hashes"]),  # type: ignore[call-overload]
-            via=tuple(e["via"]),  # type: ignore[call-overload]
-        )
-        for e in entries
-    ]
+            blocks.append([line])
+        elif blocks:
+            blocks[-1].append(line)
+    return [_parse_entry(block) for block in blocks]
+
+
+def _parse_entry(lines: list[str]) -> Pin:
+    requirement = Requirement(lines[0].rstrip(" \\"))
+    (specifier,) = requirement.specifier
+    assert specifier.operator == "==", f"not pinned with ==: {lines[0]}"
+    hashes = [m[1] for line in lines if (m := re.fullmatch(HASH_LINE, line))]
+    via = [m[1] for line in lines if (m := re.fullmatch(VIA_LINE, line))]
+    return Pin(
+        name=canonicalize_name(requirement.name),
+        version=Version(specifier.version),
+        marker=requirement.marker,
+        hashes=tuple(hashes),
+        via=tuple(via),
+    )
 
 
 def _pyproject() -> dict[str, object]:
@@ -204,7 +194,12 @@ def test_environment_is_synced_only_when_pyproject_or_the_lock_changes(
     monkeypatch.setattr(tasks, "STAMP", venv / "stamp.json")
     monkeypatch.setattr(tasks, "LOCK", tmp_path / "requirements-lock.txt")
     calls: list[list[str]] = []
-    monkeypatch.setattr(tasks, "_run", lambda *args, **_: calls.append([str(a) for a in args]) or 0)
+
+    def run(*args: object, **_: object) -> int:
+        calls.append([str(a) for a in args])
+        return 0
+
+    monkeypatch.setattr(tasks, "_run", run)
     monkeypatch.setattr(tasks, "_remove_unlocked", lambda python: None)
 
     def installs() -> int:
@@ -234,3 +229,35 @@ def test_readme_names_the_locked_versions(pins: list[Pin]):
         assert locked.get(canonicalize_name(name)) == version, (
             f"README says {name} {version}, the lock pins {locked.get(name)}: update README"
         )
+
+
+def test_tasks_refuses_to_install_a_lock_that_misses_a_requirement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A requirement added to pyproject.toml but not locked stops the install with what to run."""
+    tasks = _load_tasks()
+    python = tasks._python_in(tmp_path / ".venv")
+    python.parent.mkdir(parents=True)
+    python.touch()
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\ndependencies = ['boto3>=1.34']\n"
+        "[project.optional-dependencies]\ndev = ['Mypy[reports]>=1; python_version>\"3\"']\n"
+    )
+    (tmp_path / "requirements-lock.txt").write_text("boto3==1.40.0\n")
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    monkeypatch.setattr(tasks, "VENV", tmp_path / ".venv")
+    monkeypatch.setattr(tasks, "STAMP", tmp_path / ".venv" / "stamp.json")
+    monkeypatch.setattr(tasks, "LOCK", tmp_path / "requirements-lock.txt")
+    calls: list[tuple[object, ...]] = []
+
+    def run(*args: object, **_: object) -> int:
+        calls.append(args)
+        return 0
+
+    monkeypatch.setattr(tasks, "_run", run)
+
+    assert tasks._required_names() == {"boto3", "mypy"}
+    with pytest.raises(SystemExit, match=r"asks for mypy, .*python3 tasks.py lock"):
+        tasks.ensure_environment()
+    assert calls == [], "nothing is installed"
+    assert not (tmp_path / ".venv" / "stamp.json").exists()
