@@ -74,13 +74,18 @@ def _create_venv(venv: Path) -> Path:
     return python
 
 
-def _locked_names() -> set[str]:
-    """Normalised names of every package in the lock, whatever its environment marker."""
-    names = set()
+def _locked_versions() -> dict[str, set[str]]:
+    """Each package in the lock (normalised name), with its versions for every marker."""
+    versions: dict[str, set[str]] = {}
     for line in LOCK.read_text().splitlines():
         if line and not line[0].isspace() and not line.startswith(("#", "-")):
-            names.add(_normalise(line.split("==", 1)[0]))
-    return names
+            name, _, rest = line.partition("==")
+            versions.setdefault(_normalise(name), set()).add(re.split(r"[\s;]", rest)[0])
+    return versions
+
+
+def _locked_names() -> set[str]:
+    return set(_locked_versions())
 
 
 def _required_names() -> set[str]:
@@ -184,7 +189,6 @@ def lock(args: list[str]) -> int:
 def _fresh_environment(venv: Path, *resolution: str) -> Path:
     """Rebuild `venv` with the package and its course and dev extras, resolved by uv."""
     uv = _uv()
-    _check_python()
     if _run(*uv, "venv", "--quiet", "--clear", "--python", sys.executable, venv) != 0:
         sys.exit(f"Could not create {venv.name}.")
     python = _python_in(venv)
@@ -192,7 +196,19 @@ def _fresh_environment(venv: Path, *resolution: str) -> Path:
     print(f"Installing jobcontroller[course,dev] into {venv.name} ...", flush=True)
     if _run(*install, *resolution, "-e", ".[course,dev]") != 0:
         sys.exit(f"Installing into {venv.name} failed; see the messages above.")
-    _run(*uv, "pip", "list", "--python", python, "--format=freeze", "--no-config")
+    listed = subprocess.run(
+        [*map(str, uv), "pip", "list", "--python", str(python), "--format=json", "--no-config"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    locked = _locked_versions()
+    changes = []
+    for package in json.loads(listed.stdout):
+        name, version = _normalise(package["name"]), package["version"]
+        if name not in TOOLING and version not in locked.get(name, set()):
+            was = "/".join(sorted(locked.get(name, {"(not locked)"})))
+            changes.append(f"{name} {was} -> {version}")
+    print(f"{venv.name} differs from {LOCK.name} in {len(changes)} packages:", flush=True)
+    print("".join(f"  {line}\n" for line in sorted(changes, key=str.lower)), end="", flush=True)
     return python
 
 
