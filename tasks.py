@@ -21,8 +21,8 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -88,9 +88,15 @@ def _locked_names() -> set[str]:
     return set(_locked_versions())
 
 
+def _pyproject() -> dict[str, Any]:
+    import tomllib  # here, so that Python 3.10 and older reach _check_python's message
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
 def _required_names() -> set[str]:
     """Normalised names of what pyproject.toml requires: dependencies and every extra."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _pyproject()["project"]
     lines = [*project.get("dependencies", [])]
     for group in project.get("optional-dependencies", {}).values():
         lines += group
@@ -176,7 +182,7 @@ def _uv() -> list[str | Path]:
 def lock(args: list[str]) -> int:
     """Rewrite the lock from pyproject.toml, keeping every pin that still fits (uv options pass)."""
     uv = _uv()
-    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    build = _pyproject()["build-system"]["requires"]
     # The build backend is locked too (read from stdin, "-"), so that `pip install -e .` can
     # run without build isolation and fetch nothing the lock does not name.
     # uv also prints the whole lock; what it says on stderr is enough.
