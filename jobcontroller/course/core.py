@@ -111,7 +111,7 @@ class Course:
     def __repr__(self) -> str:
         return (
             f"Course(job={self.job!r}, table={self.table!r}, backend={self.backend!r}, "
-            f"clock={format_ts(self.clock.now())})"
+            f"clock={cell(self.clock.now())})"
         )
 
     def create(self) -> tuple[bool, bool]:

@@ -14,7 +14,7 @@ from typing import Literal
 from jobcontroller.clock import ManualClock
 from jobcontroller.course.display import Table, cell
 from jobcontroller.gate import decide, next_allowed_run_after
-from jobcontroller.model import Action, Decision, JobConfig, JobState, Status, Trigger, format_ts
+from jobcontroller.model import Action, Decision, JobConfig, JobState, Status, Trigger
 from jobcontroller.store import ControlStore
 
 __all__ = [
@@ -198,9 +198,9 @@ def seed_invoke(
     if not naive_acquire(store, job, run_id=run_id, now=now):
         state = store.read(job)
         held = f"{state.status.value} (held by {state.run_id})"
-        return f"{format_ts(now)}  exit: status is {held}"
+        return f"{cell(now)}  exit: status is {held}"
     if crash:
-        return f"{format_ts(now)}  {run_id} took the lock and crashed before releasing it"
+        return f"{cell(now)}  {run_id} took the lock and crashed before releasing it"
     clock.sleep(seconds)
     naive_release(store, job, now=clock.now())
-    return f"{format_ts(now)}  {run_id} ran"
+    return f"{cell(now)}  {run_id} ran"

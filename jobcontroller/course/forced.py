@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 from jobcontroller.clock import Clock, ManualClock, SequentialIds
 from jobcontroller.controller import JobController
 from jobcontroller.course.counterexamples import naive_acquire, naive_release
-from jobcontroller.course.display import RequestCounter, Table
-from jobcontroller.model import JobConfig, JobState, Outcome, Trigger, format_ts
+from jobcontroller.course.display import RequestCounter, Table, cell
+from jobcontroller.model import JobConfig, JobState, Outcome, Trigger
 from jobcontroller.store import Acquired, Committed, ControlStore, RunRecord
 from jobcontroller.workload import Workload, WorkloadContext
 
@@ -188,7 +188,7 @@ class RaceReport:
             for c in self.contenders
         )
         title = (
-            f"{len(self.contenders)} triggers for slot {format_ts(self.slot)}, "
+            f"{len(self.contenders)} triggers for slot {cell(self.slot)}, "
             f"{self.design} lock: the workload ran {self.runs} time(s)"
         )
         notes = (

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from jobcontroller.course.verdict import Verdict
 from jobcontroller.errors import JobControllerError
 from jobcontroller.events import parse_event
+from jobcontroller.model import format_ts
 from jobcontroller.ops import deploy as _deploy
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def _render(template: str, slot: datetime, execution_id: str, attempt: int) -> A
     # The context attributes the Scheduler fills in at each delivery:
     # https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html
     values = {
-        "<aws.scheduler.scheduled-time>": slot.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "<aws.scheduler.scheduled-time>": format_ts(slot),
         "<aws.scheduler.execution-id>": execution_id,
         "<aws.scheduler.attempt-number>": str(attempt),
     }

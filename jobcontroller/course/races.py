@@ -20,7 +20,7 @@ from typing import Any
 
 from jobcontroller.clock import ManualClock, SequentialIds
 from jobcontroller.controller import InvocationResult, JobController
-from jobcontroller.course.display import Table
+from jobcontroller.course.display import Table, cell
 from jobcontroller.course.forced import RaceCourse
 from jobcontroller.model import JobConfig, Outcome, Trigger, format_ts
 from jobcontroller.ops.parallel import run_together
@@ -210,7 +210,7 @@ def processes_table(course: RaceCourse, *, processes: int = 4, rounds: int = 3) 
         outcomes = Counter(r.outcome for r in results if r.round == round_no)
         slot = first + course.config.interval * round_no
         summary = ", ".join(f"{k} x{outcomes[k]}" for k in sorted(outcomes))
-        rows.append((format_ts(slot), summary))
+        rows.append((cell(slot), summary))
     after = course.state().run_count
     note = f"{processes} processes per slot; run_count {before} -> {after}"
     return Table(("slot", "outcomes"), tuple(rows), "separate processes", (note,))
