@@ -1,10 +1,12 @@
-"""The notebooks' one-call set-up, and the curated displays they show.
+"""The notebooks' one-call set-up, and the `Course` handle every cell uses.
 
 `setup()` connects to the backend (the embedded one unless real AWS is opted into), makes
 sure the table and the job exist, and returns a `Course`: the store, a `ManualClock`, fixed
 run ids, a request counter and helpers that print the control item the same way on every
 run. Everything a notebook does lives here or in the core modules, so a notebook cell stays
-a line or two and no later notebook depends on code typed into an earlier one.
+a line or two and no later notebook depends on code typed into an earlier one. The displays
+themselves are `display`'s (re-exported here); the forced race is `forced`'s, the free-running
+races `races`', the seed's lock and the wrong cooldown `counterexamples`'.
 
 Course tooling only: the Lambda never imports this module.
 """
