@@ -5,7 +5,10 @@
 With no arguments, every notebook in notebooks/. Each runs in a fresh kernel, top to
 bottom, from the notebooks folder (as JupyterLab and nbval run them). Per-cell timing
 metadata and widget state are not stored: both change on every run and neither is output
-a learner reads, so leaving them out keeps a re-executed notebook's file identical.
+a learner reads, so leaving them out keeps a re-executed notebook's file identical. For the
+same reason a cell's consecutive prints to one stream are stored as one output (nbval
+compares them joined): how often the kernel happened to flush stdout depends on the
+machine's load, not on what the cell printed.
 """
 
 from __future__ import annotations
@@ -33,8 +36,28 @@ def execute(path: Path) -> float:
     ).execute()
     elapsed = time.perf_counter() - started
     notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
     nbformat.write(notebook, path)
     return elapsed
+
+
+def coalesce_streams(outputs: list) -> list:
+    """`outputs` with each run of stream outputs to the same stream joined into one."""
+    joined: list = []
+    for output in outputs:
+        last = joined[-1] if joined else None
+        if (
+            output.output_type == "stream"
+            and last is not None
+            and last.output_type == "stream"
+            and last.name == output.name
+        ):
+            last.text += output.text
+        else:
+            joined.append(output)
+    return joined
 
 
 def main(argv: list[str]) -> int:

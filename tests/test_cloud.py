@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobcontroller.course import lab as cloud
+from jobcontroller.course import lab_day, lab_views
 from jobcontroller.errors import ConfigError
 from jobcontroller.model import Drill, Status
 from jobcontroller.ops import deploy as d
@@ -102,7 +103,7 @@ def test_displays_read_back_what_was_deployed(lab):
 def test_the_tag_display_lists_each_tag_once():
     """A tag listed twice (as moto does for DynamoDB) is shown once."""
     tags = [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "1"}]
-    assert cloud._tags(tags) == "a=1"
+    assert lab_views._tags(tags) == "a=1"
 
 
 def test_replay_and_watch_refuse_the_wrong_backend(lab):
@@ -164,7 +165,7 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
             time.sleep(2)
         return real_wait_for_state(target_, names_, predicate, **options, sleep=lambda _s: None)
 
-    monkeypatch.setattr(cloud, "wait_for_state", wait)
+    monkeypatch.setattr(lab_day, "wait_for_state", wait)
     day = lab.watch(cloud.DayPlan())
     local.close()
     assert [s.outcome for s in day.steps] == [

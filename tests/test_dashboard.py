@@ -6,6 +6,7 @@ import pytest
 
 from jobcontroller import Drill, Status
 from jobcontroller.course.core import setup
+from jobcontroller.course.dashboard import Dashboard
 
 pytest.importorskip("ipywidgets")
 
@@ -21,7 +22,7 @@ def course(fresh_aws):
 @pytest.fixture
 def dash(course):
     """A dashboard on that course."""
-    return course.dashboard()
+    return Dashboard(course)
 
 
 def test_initial_view_shows_the_idle_item(dash):
@@ -109,7 +110,7 @@ def test_the_text_is_the_same_on_every_run(course):
     """The same presses after a reset give the same text, so stored notebook output is stable."""
 
     def drive():
-        dash = course.dashboard()
+        dash = Dashboard(course)
         dash.trigger_button.click()
         dash.advance_button.click()
         dash.fire_button.click()

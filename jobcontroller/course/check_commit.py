@@ -32,7 +32,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from jobcontroller.model import JobState, job_key, parse_ts
+from jobcontroller.model import JobState, Outcome, job_key, parse_ts
 from jobcontroller.store import ControlStore, RunRecord, _to_ddb
 
 __all__ = ["CHECK_JOB", "CommitReport", "check_commit", "show_commit_solution", "solution_commit"]
@@ -175,7 +175,7 @@ def _record(run_id: str, started: datetime, slot: str) -> RunRecord:
         run_id=run_id,
         started_at=started,
         finished_at=started + timedelta(seconds=1),
-        outcome="SUCCEEDED",
+        outcome=Outcome.SUCCEEDED,
         slot=parse_ts(slot),
         source="scheduler",
         expires_at=int((started + timedelta(days=7)).timestamp()),

@@ -6,15 +6,25 @@ card's "common errors" faithfully enough to fail the way production would, and n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from jobcontroller.clock import ManualClock
+from jobcontroller.course.display import Table, cell
 from jobcontroller.gate import decide, next_allowed_run_after
 from jobcontroller.model import Action, Decision, JobConfig, JobState, Status, Trigger
+from jobcontroller.store import ControlStore
 
-__all__ = ["ScheduleStep", "naive_acquire", "naive_release", "simulate_schedule"]
+__all__ = [
+    "ScheduleStep",
+    "compare_cooldowns",
+    "naive_acquire",
+    "naive_release",
+    "seed_invoke",
+    "simulate_schedule",
+]
 
 
 def naive_acquire(
@@ -115,3 +125,82 @@ def simulate_schedule(
             )
         steps.append(ScheduleStep(slot, arrived, decision, state.next_allowed_run))
     return steps
+
+
+def compare_cooldowns(
+    first: datetime,
+    *,
+    config: JobConfig,
+    job: str,
+    hours: int = 24,
+    workload_seconds: float = 90,
+    delays: Sequence[float] | None = None,
+) -> Table:
+    """A simulated day of hourly slots from `first`, under both cooldown rules, side by side."""
+    slots = [first + config.interval * h for h in range(hours)]
+    # Deliveries land 0-59 s late, in a fixed pattern (EventBridge delivers "within a
+    # minute" of the scheduled time; the exact delay varies).
+    late = list(delays) if delays is not None else [(17 * h + 5) % 60 for h in range(hours)]
+    runs = {}
+    for anchor in ("completion", "slot"):
+        runs[anchor] = simulate_schedule(
+            slots,
+            delays=late,
+            workload_seconds=workload_seconds,
+            config=config,
+            cooldown_from=anchor,
+            job=job,
+        )
+
+    def verdict(step: ScheduleStep) -> str:
+        if step.decision.runs:
+            return "ran"
+        return f"SKIP {cell(step.decision.reason)}"
+
+    rows = tuple(
+        (
+            cell(slot, time="hh:mm"),
+            f"+{int(delay)}s",
+            verdict(a),
+            verdict(b),
+        )
+        for slot, delay, a, b in zip(slots, late, runs["completion"], runs["slot"], strict=True)
+    )
+    ran_c = sum(1 for s in runs["completion"] if s.decision.runs)
+    ran_s = sum(1 for s in runs["slot"] if s.decision.runs)
+    notes = (
+        f"cooldown from completion: ran {ran_c} of {hours} slots",
+        f"cooldown from the slot:   ran {ran_s} of {hours} slots",
+    )
+    header = ("slot", "late by", "from completion", "from slot")
+    title = f"a day of hourly triggers, each run taking {workload_seconds:g}s"
+    return Table(header, rows, title, notes)
+
+
+def seed_invoke(
+    store: ControlStore,
+    job: str,
+    *,
+    clock: ManualClock,
+    run_id: str,
+    seconds: float,
+    crash: bool = False,
+) -> str:
+    """One invocation with a lock that has no lease: read, check IDLE, write RUNNING, work,
+    write IDLE (the naive lock, no condition on the writes). What happened, as one line.
+
+    Like the design card's lock it has no lease, so a crash wedges it the same way; unlike
+    the card's item it stores the holder's run id, only so a notebook can show who holds
+    the lock. With `crash=True` the process dies after taking the lock, as a Lambda killed
+    by its timeout would.
+    """
+    now = clock.now()
+    if not naive_acquire(store, job, run_id=run_id, now=now):
+        state = store.read(job)
+        held = f"{state.status.value} (held by {state.run_id})"
+        return f"{cell(now)}  exit: status is {held}"
+    if crash:
+        return f"{cell(now)}  {run_id} took the lock and crashed before releasing it"
+    clock.sleep(seconds)
+    naive_release(store, job, now=clock.now())
+    return f"{cell(now)}  {run_id} ran"

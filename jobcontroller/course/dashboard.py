@@ -21,12 +21,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from jobcontroller.course.core import _duration
+from jobcontroller.course.core import Course
+from jobcontroller.course.display import cell
 from jobcontroller.errors import JobControllerError, WorkloadCrash
-from jobcontroller.model import Drill, format_ts
+from jobcontroller.model import Drill, JobState
 from jobcontroller.store import RunRecord
 
-__all__ = ["DASHBOARD_JOB", "Dashboard", "fresh_dashboard"]
+__all__ = ["DASHBOARD_JOB", "Dashboard", "Snapshot", "fresh_dashboard"]
 
 _STEPS = (("1 minute", 60), ("15 minutes", 900), ("1 hour", 3600))
 DASHBOARD_JOB = "dashboard_job"
@@ -34,18 +35,10 @@ DASHBOARD_JOB = "dashboard_job"
 _LEFT = "text-align:left; padding-right:1.5em"
 
 
-def _ts(value: Any) -> str:
-    return "-" if value is None else format_ts(value)
-
-
-def _hhmm(value: Any) -> str:
-    return "-" if value is None else value.strftime("%H:%M")
-
-
 class Dashboard:
     """The control item live, plus buttons: trigger, fire N at once, advance, pause, drills."""
 
-    def __init__(self, course: Any, *, contenders: int = 8, recent: int = 3) -> None:
+    def __init__(self, course: Course, *, contenders: int = 8, recent: int = 3) -> None:
         import ipywidgets as w
 
         self.course = course
@@ -85,7 +78,7 @@ class Dashboard:
     def trigger_once(self, _button: Any = None) -> None:
         """The Scheduler delivers the current slot once."""
         slot = self.course.slot_now()
-        label = f"trigger for slot {_hhmm(slot)}"
+        label = f"trigger for slot {cell(slot, time='hh:mm')}"
         try:
             result = self.course.invoke(slot)
         except WorkloadCrash as crash:
@@ -110,7 +103,7 @@ class Dashboard:
         """N deliveries of the current slot at once (every one reads before any writes)."""
         n = int(self.contenders.value)
         slot = self.course.slot_now()
-        label = f"{n} triggers at once for slot {_hhmm(slot)}"
+        label = f"{n} triggers at once for slot {cell(slot, time='hh:mm')}"
         try:
             report = self.course.race(n, slot=slot)
         except WorkloadCrash as crash:
@@ -130,7 +123,7 @@ class Dashboard:
         """Move the course clock forward by the chosen step."""
         seconds = int(self.step.value)
         now = self.course.clock.advance(seconds)
-        self._say(f"clock advanced by {dict((v, k) for k, v in _STEPS)[seconds]} to {_ts(now)}")
+        self._say(f"clock advanced by {dict((v, k) for k, v in _STEPS)[seconds]} to {cell(now)}")
 
     def toggle_pause(self, _button: Any = None) -> None:
         """Pause the job, or resume it if it is paused."""
@@ -171,7 +164,7 @@ class Dashboard:
     def _last_action(self) -> str:
         if not self.presses:
             return self.message
-        return f"press {self.presses} (clock {_ts(self.pressed_at)}): {self.message}"
+        return f"press {self.presses} (clock {cell(self.pressed_at)}): {self.message}"
 
     def _lines(self) -> tuple[list[tuple[str, str]], list[RunRecord]]:
         course = self.course
@@ -184,10 +177,10 @@ class Dashboard:
             expired = ""
             if left.total_seconds() <= 0:
                 expired = " (expired: the next trigger may take over)"
-            lease = f"{_duration(left)} (until {_ts(state.lease_expires_at)}){expired}"
+            lease = f"{cell(left)} (until {cell(state.lease_expires_at)}){expired}"
         holder = "-" if state.run_id is None else state.run_id
         rows = [
-            ("clock", f"{_ts(now)} (slot {_hhmm(course.slot_now())})"),
+            ("clock", f"{cell(now)} (slot {cell(course.slot_now(), time='hh:mm')})"),
             ("status", f"{state.status.value} (holder {holder})"),
             ("version", str(state.version)),
             (
@@ -196,8 +189,8 @@ class Dashboard:
                 f"({state.consecutive_failures} in a row), takeovers {state.takeover_count}",
             ),
             ("lease remaining", lease),
-            ("next allowed run", _ts(state.next_allowed_run)),
-            ("last success", _ts(state.last_success_ts)),
+            ("next allowed run", cell(state.next_allowed_run)),
+            ("last success", cell(state.last_success_ts)),
             ("last error", "-" if state.last_error is None else state.last_error),
             ("paused / drill", f"{str(state.paused).lower()} / {state.drill or '-'}"),
         ]
@@ -205,7 +198,8 @@ class Dashboard:
 
     @staticmethod
     def _run_line(run: RunRecord) -> str:
-        line = f"{run.run_id} {run.outcome} slot {_hhmm(run.slot)} finished {_ts(run.finished_at)}"
+        slot = cell(run.slot, time="hh:mm")
+        line = f"{run.run_id} {run.outcome} slot {slot} finished {cell(run.finished_at)}"
         if run.took_over_from:
             line += f", took over from {run.took_over_from}"
         return line
@@ -239,9 +233,9 @@ class Dashboard:
             f"<p>last action: {html.escape(self._last_action())}</p></div>"
         )
 
-    def snapshot(self) -> _Snapshot:
+    def snapshot(self) -> Snapshot:
         """A still picture of the dashboard (text and HTML), for stored notebook output."""
-        return _Snapshot(self.render_text(), self.render_html())
+        return Snapshot(self.render_text(), self.render_html())
 
     # --- display ---------------------------------------------------------------------------
 
@@ -256,20 +250,18 @@ class Dashboard:
         return self.render_text()
 
 
-def _bump(state: Any) -> str:
+def _bump(state: JobState) -> str:
     return f"version {state.version - 1} -> {state.version}"
 
 
 def fresh_dashboard(
-    course: Any, *, job: str = DASHBOARD_JOB, at: str = "09:00:05", **options: Any
+    course: Course, *, job: str = DASHBOARD_JOB, at: str = "09:00:05", **options: Any
 ) -> Dashboard:
     """A dashboard on a job of its own, reset to IDLE with its own clock at `at` (slot 09:00).
 
     Nothing else in a notebook touches that job or that clock, so the dashboard's buttons
     find what its instructions say, whichever cells ran before or after it.
     """
-    from jobcontroller.course.core import Course
-
     own = Course(
         course.store,
         job=job,
@@ -285,7 +277,7 @@ def fresh_dashboard(
     return Dashboard(own, **options)
 
 
-class _Snapshot:
+class Snapshot:
     """Text and HTML of the dashboard at one moment."""
 
     def __init__(self, text: str, markup: str) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from jobcontroller.course.display import Table, cell
 from jobcontroller.course.gate_cases import GATE_CASES, GateCase, gate_cases
 from jobcontroller.gate import decide
 from jobcontroller.model import (
@@ -33,7 +34,6 @@ from jobcontroller.model import (
     Reason,
     Status,
     Trigger,
-    format_ts,
 )
 
 __all__ = [
@@ -68,10 +68,8 @@ def _t(hhmmss: str) -> datetime:
 
 def gate_cases_table(
     gate: Callable[..., Any] = decide, *, stage: int = 2, config: JobConfig | None = None
-) -> Any:
+) -> Table:
     """A stage's reference cases, each with what `gate` decides (the package's gate by default)."""
-    from jobcontroller.course.core import Table
-
     config = config or JobConfig()
     rows = []
     for number, case in enumerate(gate_cases(stage), start=1):
@@ -186,13 +184,13 @@ def solution_gate(
         return Decision(Action.SKIP, Reason.PAUSED)
 
     # 2. A live lease means another run holds the lock.
-    lease_live = state.status is Status.RUNNING and state.lease_expires_at is not None
-    if lease_live and state.lease_expires_at > now:
+    lease = state.lease_expires_at
+    if state.status is Status.RUNNING and lease is not None and lease > now:
         return Decision(Action.SKIP, Reason.RUNNING)
 
     # 3. Once per slot: a slot not after the last successful one is done.
-    slot_done = trigger.slot is not None and state.last_slot is not None
-    if slot_done and trigger.slot <= state.last_slot:
+    slot, last = trigger.slot, state.last_slot
+    if slot is not None and last is not None and slot <= last:
         return Decision(Action.SKIP, Reason.SLOT_DONE)
 
     # 4. Cooldown, measured with the slot (or the arrival time of a manual trigger).
@@ -250,8 +248,8 @@ def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = No
     right, total = 0, len(plan)
     first: tuple[str, ...] = ()
     for number, ((trigger, arrived), wanted) in enumerate(plan, start=1):
-        what = "a manual trigger" if trigger.slot is None else f"slot {format_ts(trigger.slot)}"
-        where = f"case {number} of {total}, {what} arriving at {format_ts(arrived)}"
+        what = "a manual trigger" if trigger.slot is None else f"slot {cell(trigger.slot)}"
+        where = f"case {number} of {total}, {what} arriving at {cell(arrived)}"
         previous, previous_set_by = state, set_by
         decision = decide(state, trigger, arrived, config=config)
         if decision.runs:
@@ -280,14 +278,14 @@ def check_cooldown(fn: Callable[..., datetime], *, config: JobConfig | None = No
                 next_allowed_run=nxt,
                 run_count=state.run_count + 1,
             )
-            set_by = f"{what}, which ran at {format_ts(arrived)}"
+            set_by = f"{what}, which ran at {cell(arrived)}"
         if decision.runs == (wanted == "run"):
             right += 1
             continue
         if first:
             continue
         rule = (
-            f"  next_allowed_run was {format_ts(previous.next_allowed_run)}, set by your rule "
+            f"  next_allowed_run was {cell(previous.next_allowed_run)}, set by your rule "
             f"after {previous_set_by}."
         )
         if wanted == "run":

@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobcontroller.model import Action, JobState, Reason, Status, Trigger, format_ts
+from jobcontroller.course.display import cell
+from jobcontroller.model import Action, JobState, Reason, Status, Trigger
 
 __all__ = ["GATE_CASES", "GateCase", "gate_cases"]
 
@@ -72,16 +73,16 @@ class GateCase:
                 continue
             value = getattr(self.state, f.name)
             if value != getattr(fresh, f.name):
-                shown = format_ts(value) if isinstance(value, datetime) else value
+                shown = cell(value) if isinstance(value, datetime) else value
                 shown = getattr(shown, "value", shown)
                 changed.append(f"{f.name}={shown}")
         if self.trigger.slot is None:
             trigger = "manual trigger (no slot)"
         else:
-            trigger = f"Scheduler delivery of slot {format_ts(self.trigger.slot)}"
+            trigger = f"Scheduler delivery of slot {cell(self.trigger.slot)}"
         return [
             f"  state:    {', '.join(changed) or 'a fresh IDLE item (nothing has run yet)'}",
-            f"  trigger:  {trigger}, arriving at {format_ts(self.now)}",
+            f"  trigger:  {trigger}, arriving at {cell(self.now)}",
         ]
 
 

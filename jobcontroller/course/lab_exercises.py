@@ -16,12 +16,13 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from jobcontroller.course.verdict import Verdict
 from jobcontroller.errors import JobControllerError
 from jobcontroller.events import parse_event
+from jobcontroller.model import format_ts
 from jobcontroller.ops import deploy as _deploy
 
 if TYPE_CHECKING:
@@ -37,33 +38,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What a checker found: the parts right, and the first wrong one explained."""
-
-    exercise: str
-    right: int
-    total: int
-    explanation: tuple[str, ...] = ()
-    success: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.right == self.total
-
-    def text(self) -> str:
-        head = f"{self.exercise}: {self.right} of {self.total} right"
-        if self.passed:
-            return f"{head}. {self.success}".rstrip()
-        return "\n".join([f"not yet: {head}.", *self.explanation])
-
-    def __repr__(self) -> str:
-        return self.text()
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-
 # --- 06: the schedule's settings -----------------------------------------------------------
 
 _SLOT = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -73,7 +47,7 @@ def _render(template: str, slot: datetime, execution_id: str, attempt: int) -> A
     # The context attributes the Scheduler fills in at each delivery:
     # https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html
     values = {
-        "<aws.scheduler.scheduled-time>": slot.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "<aws.scheduler.scheduled-time>": format_ts(slot),
         "<aws.scheduler.execution-id>": execution_id,
         "<aws.scheduler.attempt-number>": str(attempt),
     }
@@ -244,9 +218,9 @@ RESOURCES: dict[str, tuple[str, Callable[[_deploy.Names], str], str]] = {
 
 def resources_now(lab: Lab) -> set[str]:
     """The RESOURCES keys of what the prefix's lookup finds now."""
-    from jobcontroller.course.lab import _resource_kind
+    from jobcontroller.course.lab_views import resource_kind
 
-    found = {_resource_kind(arn) for arn in _deploy.leftovers(lab.target, lab.names.prefix)}
+    found = {resource_kind(arn) for arn in _deploy.leftovers(lab.target, lab.names.prefix)}
     return {key for key, (kind, name, _) in RESOURCES.items() if (kind, name(lab.names)) in found}
 
 

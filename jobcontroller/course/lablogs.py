@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobcontroller.course.core import Table
+from jobcontroller.course.display import Table, cell
 from jobcontroller.ops.runner import Invocation, LocalLambdaRunner
 
 __all__ = ["FILTER_PATTERN", "ShippingLocalRunner", "cloudwatch_lines", "decisions", "show_lines"]
@@ -98,13 +98,9 @@ def decisions(lines: Iterable[str]) -> list[dict[str, Any]]:
 
 def show_lines(found: Sequence[dict[str, Any]], *, source: str) -> Table:
     """The decisions, one row each, as the log lines carry them."""
-
-    def hhmm(text: Any) -> str:
-        return "-" if not text else str(text)[11:16]
-
     rows = tuple(
         (
-            hhmm(d.get("slot")),
+            cell(d.get("slot") or None, time="hh:mm"),
             str(d.get("outcome")),
             d.get("reason") or "-",
             d.get("run_id") or "-",

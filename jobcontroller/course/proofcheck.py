@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from jobcontroller.course.lab_exercises import Verdict
-from jobcontroller.model import JobState, job_key
+from jobcontroller.course.verdict import Verdict
+from jobcontroller.model import JobState, Outcome, job_key
 from jobcontroller.store import RunRecord
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _write_case(client: Any, table: str, case: _Case, now: datetime) -> None:
             run_id=f"run-{number:02d}",
             started_at=started,
             finished_at=started + timedelta(seconds=1),
-            outcome=outcome,
+            outcome=Outcome(outcome),
             slot=started,
             source="scheduler",
             error=None if outcome == "SUCCEEDED" else "PlaceholderFailure: drill",

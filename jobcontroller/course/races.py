@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,12 +20,14 @@ from typing import Any
 
 from jobcontroller.clock import ManualClock, SequentialIds
 from jobcontroller.controller import InvocationResult, JobController
-from jobcontroller.model import JobConfig, Trigger, format_ts
+from jobcontroller.course.display import Table, cell
+from jobcontroller.course.forced import RaceCourse
+from jobcontroller.model import JobConfig, Outcome, Trigger, format_ts
 from jobcontroller.ops.parallel import run_together
 from jobcontroller.store import ControlStore
 from jobcontroller.workload import placeholder
 
-__all__ = ["Contender", "race_processes", "race_threads"]
+__all__ = ["Contender", "processes_table", "race_processes", "race_threads", "rounds_table"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,63 @@ def race_processes(
     if errors:
         raise RuntimeError(f"contending processes failed: {errors}")
     return sorted(results, key=lambda c: (c.round, c.contender))
+
+
+# --- the course's tables of them (notebook 03) ---------------------------------------------
+
+
+def rounds_table(course: RaceCourse, *, rounds: int = 10, contenders: int = 8) -> Table:
+    """Free-running threads (no forced order), one slot per round: runs per round.
+
+    Which contender wins, and whether a loser was stopped by the gate or by the
+    conditional write, changes from run to run; so this reports only the counts.
+    """
+    first = course.slot_now()
+    before = course.state().run_count
+    per_round = []
+    for round_no in range(rounds):
+        slot = first + course.config.interval * round_no
+        course.clock.set(max(course.clock.now(), slot + timedelta(seconds=5)))
+
+        def make(index: int, round_no: int = round_no) -> JobController:
+            ids = SequentialIds(prefix=f"free-r{round_no:02d}-c{index:02d}-")
+            return course.controller(new_run_id=ids)
+
+        trigger = Trigger(course.job, slot=slot, source="scheduler")
+        results = race_threads(make, trigger, contenders=contenders, round_no=round_no)
+        per_round.append(sum(1 for r in results if r.outcome == Outcome.SUCCEEDED))
+    after = course.state().run_count
+    rows = (
+        ("rounds", str(rounds)),
+        ("threads per round", str(contenders)),
+        ("rounds with exactly one run", str(per_round.count(1))),
+        ("rounds with more than one run", str(sum(1 for n in per_round if n > 1))),
+        ("run_count before -> after", f"{before} -> {after}"),
+    )
+    return Table(("free-running threads", "result"), rows)
+
+
+def processes_table(course: RaceCourse, *, processes: int = 4, rounds: int = 3) -> Table:
+    """Separate OS processes (each its own boto3 client) fire the same slots together."""
+    first = course.slot_now()
+    before = course.state().run_count
+    results = race_processes(
+        course.table,
+        course.job,
+        first_slot=first,
+        processes=processes,
+        rounds=rounds,
+        config=course.config,
+    )
+    # The processes' clocks stand after the last slot; catch ours up with them.
+    last = first + course.config.interval * rounds
+    course.clock.set(max(course.clock.now(), last))
+    rows = []
+    for round_no in range(rounds):
+        outcomes = Counter(r.outcome for r in results if r.round == round_no)
+        slot = first + course.config.interval * round_no
+        summary = ", ".join(f"{k} x{outcomes[k]}" for k in sorted(outcomes))
+        rows.append((cell(slot), summary))
+    after = course.state().run_count
+    note = f"{processes} processes per slot; run_count {before} -> {after}"
+    return Table(("slot", "outcomes"), tuple(rows), "separate processes", (note,))

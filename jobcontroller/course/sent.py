@@ -27,6 +27,8 @@ from typing import Any
 
 from botocore import xform_name
 
+from jobcontroller.course.display import Table, cell
+
 __all__ = ["Sent", "SentRequest", "capture", "show_item"]
 
 _INDENT = "    "
@@ -179,11 +181,7 @@ def capture(client: Any, *, operations: Sequence[str] | None = None) -> Iterator
 
 def _shown(attribute: dict[str, Any]) -> tuple[str, str]:
     ((kind, value),) = attribute.items()
-    if kind == "NULL":
-        return kind, "null"
-    if kind == "BOOL":
-        return kind, "true" if value else "false"
-    return kind, str(value)
+    return kind, "null" if kind == "NULL" else cell(value)
 
 
 def show_item(
@@ -191,14 +189,12 @@ def show_item(
     *,
     fields: Sequence[str] | None = None,
     title: str = "the item as DynamoDB returned it",
-) -> Any:
+) -> Table:
     """An item in DynamoDB's typed form (as a client returns it): attribute, type, value.
 
     `fields` limits and orders the rows (the key attributes always come first); this shows a
     response's item without the response's request id, dates and HTTP headers.
     """
-    from jobcontroller.course.core import Table
-
     header = ("attribute", "type", "value")
     if item is None:
         return Table(header, (), title, ("(no item)",))

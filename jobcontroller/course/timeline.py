@@ -19,7 +19,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from jobcontroller.course.core import RaceReport
+from jobcontroller.course.forced import RaceReport
 
 __all__ = ["Timeline", "draw_race"]
 

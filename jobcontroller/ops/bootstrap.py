@@ -138,7 +138,7 @@ def record_calls(path: str) -> None:
             handle.write(json.dumps(entry, default=str) + "\n")
         return original(self, operation_name, params)
 
-    BaseClient._make_api_call = recorded
+    BaseClient._make_api_call = recorded  # recording every request is this module's job
 
 
 def _error(error_type: str, message: str, stack: list[str]) -> dict[str, Any]:

@@ -149,8 +149,10 @@ def _names(parser: argparse.ArgumentParser, prefixes: Sequence[str], job: str | 
 
 
 def _show(value: Any) -> str:
+    from jobcontroller.model import format_ts
+
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return format_ts(value)
     if hasattr(value, "value"):
         return str(value.value)
     return "-" if value is None else str(value)
