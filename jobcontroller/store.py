@@ -5,7 +5,7 @@ whole or not at all. A refused condition is not an error: it comes back as an ou
 carries the item that blocked it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so no
 caller ever compares error-code strings.
 
-It is longer than the package's other modules on purpose: being the one module that talks to
+Size: longer than the package's other modules on purpose: being the one module that talks to
 DynamoDB, it holds every request the package sends (table set-up, the lock, the commit with
 its conflict retries, operator actions, the course's read-backs).
 """
@@ -154,6 +154,8 @@ class ControlStore:
     Pass a boto3 DynamoDB `client` (tests and notebooks do, to count or fault requests), or a
     boto3 `session`; the default is a client from the environment. `clock` paces the retries
     of a commit that met a transaction conflict; `new_token` makes each commit's request token.
+    Size: one class holds every request the package sends, so that no other code imports
+    boto3 or reads an error code; each method is one request and the code that reads its answer.
     """
 
     def __init__(
