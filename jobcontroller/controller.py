@@ -154,12 +154,13 @@ class JobController:
                 f"{'-' if trigger.slot is None else format_ts(trigger.slot)}) would set a lease "
                 "or next allowed run after year 9999; nothing was written"
             ) from None
-        run_id = self.new_run_id()
+        run_id: str | None = None  # drawn once, when the gate first says yes
         for attempt in range(1, ACQUIRE_ATTEMPTS + 1):
             state = self.store.read(self.job)
             decision = decide(state, trigger, now, config=self.config)
             if decision.action is Action.SKIP:
                 return self._skipped(trigger, decision, state)
+            run_id = run_id or self.new_run_id()
             takeover = decision.action is Action.TAKEOVER
             acquired = self.store.acquire(
                 state,
@@ -186,6 +187,7 @@ class JobController:
                 detail += f"; run {holder.run_id} holds the lock"
             lost = Decision(Action.SKIP, Reason.LOST_RACE, detail)
             return self._skipped(trigger, lost, holder)
+        assert run_id is not None  # drawn before the acquire that just succeeded
 
         took_over_from = state.run_id if takeover else None
         ctx = WorkloadContext(

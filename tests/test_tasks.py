@@ -29,7 +29,7 @@ def _overrides(tasks) -> Path:
 def test_course_answers_the_news_question_and_fetches_no_news(tasks, monkeypatch):
     """`course` writes fetchNews=false into the app settings and passes news_url=None."""
     calls = []
-    monkeypatch.setattr(tasks, "ensure_environment", lambda extras: Path("python"))
+    monkeypatch.setattr(tasks, "ensure_environment", lambda: Path("python"))
     monkeypatch.setattr(tasks, "_run", lambda *args, **kw: calls.append(args) or 0)
     assert tasks.course([]) == 0
     settings = json.loads(_overrides(tasks).read_text())
