@@ -327,7 +327,8 @@ def doctor(target: Target, names: Names, *, clock: Clock | None = None) -> list[
 
     def control_item() -> str:
         state = item.state()
-        return f"{state.status.value}, version {state.version}, {state.run_count} runs"
+        runs = f"{state.run_count} run{'' if state.run_count == 1 else 's'}"
+        return f"{state.status.value}, version {state.version}, {runs}"
 
     def not_paused() -> str:
         if item.state().paused:
