@@ -1,7 +1,8 @@
 """The course as a learner sees it: JupyterLab in headless Chromium, each notebook Run All.
 
-Strict nbval proves the stored outputs; this proves the notebooks run in the browser, top to
-bottom, in a fresh kernel each. Run it alone with `pytest -m browser -s`. It needs Chromium
+Strict nbval proves the stored outputs; this proves every notebook runs in the browser, top to
+bottom, in a fresh kernel each, and that notebook 03's live dashboard does what its buttons say.
+Run it alone with `pytest -m browser`; it prints where the screenshots went. It needs Chromium
 (Debian's `chromium` package; Playwright's own browser download is not used) and Playwright for
 Python (the dev extra); it is skipped with a one-line reason when either is missing.
 """
@@ -28,9 +29,9 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ["00_start_here", "01_create_table", "02_gate_and_lock"]
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Every wait has a bound, so a hang fails the test instead of stalling the suite; the whole
-# file stays well under 3 minutes (about 40 s on an idle two-core machine).
+# file stays under 3 minutes (about 110 s on a busy two-core machine, most of it 07's day).
 SERVER_START_S = 90
 NOTEBOOK_RUN_MS = 120_000
 
@@ -193,6 +194,45 @@ def _command(page: object, command: str) -> None:
     page.locator(f'li.lm-Menu-item[data-command="{command}"]').click()
 
 
+def _run_all(page: object, lab: Lab, name: str) -> object:
+    """Open `name` in a workspace of its own, clear its outputs, Run All, wait until every
+    code cell has run and the kernel is idle; return the notebook's locator."""
+    # A workspace of its own, so the tabs of the notebooks before are not restored.
+    page.goto(f"{lab.url}/lab/workspaces/{name}/tree/{name}.ipynb?token={lab.token}")
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    notebook.locator(".jp-CodeCell").first.wait_for(timeout=60_000)
+    # Run All before the kernel is connected would run nothing: wait for the status bar's
+    # "Python 3 (ipykernel) | Idle", as a learner waits for it.
+    page.locator(".jp-StatusBar-Widget").get_by_text("| Idle").first.wait_for(timeout=60_000)
+    # Clear the stored outputs first, so every prompt number seen afterwards is this run's.
+    page.locator("li.lm-MenuBar-item", has_text="Edit").click()
+    _command(page, "editmenu:clear-all")
+    page.locator("li.lm-MenuBar-item", has_text="Run").click()
+    _command(page, "runmenu:run-all")
+    prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt")
+    count = prompts.count()
+    assert count > 0
+    page.wait_for_function(
+        """([selector, count]) => {
+            const prompts = [...document.querySelectorAll(selector)];
+            return prompts.length === count
+                && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+        }""",
+        arg=[".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt", count],
+        timeout=NOTEBOOK_RUN_MS,
+    )
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        timeout=30_000
+    )
+    assert all(_PROMPT_DONE.match(p.strip()) for p in prompts.all_text_contents())
+    return notebook
+
+
+def _shut_down(lab: Lab) -> None:
+    for session in lab.api("GET", "/api/sessions") or []:  # one kernel at a time
+        lab.api("DELETE", f"/api/sessions/{session['id']}")
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_a_notebook_runs_all_in_the_browser_without_unexpected_errors(
     lab: Lab, browser: object, screenshots: Path, name: str
@@ -201,34 +241,7 @@ def test_a_notebook_runs_all_in_the_browser_without_unexpected_errors(
     cells tagged raises-exception show an error."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        # A workspace of its own, so the tabs of the notebooks before are not restored.
-        page.goto(f"{lab.url}/lab/workspaces/{name}/tree/{name}.ipynb?token={lab.token}")
-        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-        notebook.locator(".jp-CodeCell").first.wait_for(timeout=60_000)
-        # Run All before the kernel is connected would run nothing: wait for the status bar's
-        # "Python 3 (ipykernel) | Idle", as a learner waits for it.
-        page.locator(".jp-StatusBar-Widget").get_by_text("| Idle").first.wait_for(timeout=60_000)
-        # Clear the stored outputs first, so every prompt number seen afterwards is this run's.
-        page.locator("li.lm-MenuBar-item", has_text="Edit").click()
-        _command(page, "editmenu:clear-all")
-        page.locator("li.lm-MenuBar-item", has_text="Run").click()
-        _command(page, "runmenu:run-all")
-        prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt")
-        count = prompts.count()
-        assert count > 0
-        page.wait_for_function(
-            """([selector, count]) => {
-                const prompts = [...document.querySelectorAll(selector)];
-                return prompts.length === count
-                    && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-            }""",
-            arg=[".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt", count],
-            timeout=NOTEBOOK_RUN_MS,
-        )
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-            timeout=30_000
-        )
-        assert all(_PROMPT_DONE.match(p.strip()) for p in prompts.all_text_contents())
+        notebook = _run_all(page, lab, name)
         # The last code cell and its output, rather than the closing text.
         notebook.locator(".jp-CodeCell").last.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshots / f"{name}.png"))
@@ -241,8 +254,7 @@ def test_a_notebook_runs_all_in_the_browser_without_unexpected_errors(
         raise
     finally:
         page.close()
-        for session in lab.api("GET", "/api/sessions") or []:  # one kernel at a time
-            lab.api("DELETE", f"/api/sessions/{session['id']}")
+        _shut_down(lab)
 
     # What the browser ran, as JupyterLab saved it: every code cell executed in order, and
     # errors only where the notebook expects them.
@@ -260,3 +272,50 @@ def test_a_notebook_runs_all_in_the_browser_without_unexpected_errors(
     expected = [c for c in code if "raises-exception" in c.metadata.get("tags", [])]
     for cell in expected:
         assert any(o.output_type == "error" for o in cell.outputs), cell.source[:80]
+
+
+# Notebook 03's live dashboard (its last cell), pressed as its text tells a learner to: each
+# press, what the panel must then show (besides the press counter in its last action line).
+DASHBOARD_PRESSES = [
+    ("trigger once", ["-> SUCCEEDED", "runs 1, failures 0"]),
+    ("trigger once", ["-> SKIPPED SLOT_DONE", "runs 1, failures 0"]),
+    ("fire N at once", ["8 triggers at once for slot 09:00", "runs 1, failures 0"]),
+    ("advance clock", ["clock advanced by 1 hour", "(slot 10:00)"]),
+    ("fire N at once", ["the workload ran 1 time(s)", "runs 2, failures 0"]),
+    ("next run fails", ["the next run will fail", "false / FAIL"]),
+    ("advance clock", ["(slot 11:00)"]),
+    ("trigger once", ["-> FAILED", "runs 2, failures 1 (1 in a row)"]),
+    ("next run crashes", ["the next run will crash", "false / CRASH"]),
+    ("advance clock", ["(slot 12:00)"]),
+    ("trigger once", ["-> crashed", "RUNNING (holder"]),
+    ("pause", ["paused: every trigger now skips", "true / -"]),
+    ("resume", ["resumed: triggers may run again", "false / -"]),
+]
+
+
+def test_the_live_dashboard_buttons_do_what_they_say(
+    lab: Lab, browser: object, screenshots: Path
+) -> None:
+    """Each button of notebook 03's live dashboard changes its panel as the button says, and
+    every press moves the press counter, also a press that changes nothing in the item."""
+    name = "03_duplicate_triggers"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        notebook = _run_all(page, lab, name)
+        live = notebook.locator(".jp-CodeCell").last.locator(".jp-OutputArea")
+        panel = live.locator(".widget-html-content")
+        panel.get_by_text("last action: ready: press a button").wait_for(timeout=30_000)
+        for press, (label, shows) in enumerate(DASHBOARD_PRESSES, start=1):
+            live.get_by_role("button", name=label, exact=True).click()
+            panel.get_by_text(f"last action: press {press} ").wait_for(timeout=30_000)
+            text = panel.inner_text()
+            missing = [want for want in shows if want not in text]
+            assert missing == [], f"after pressing {label!r} (press {press}): {missing}\n{text}"
+        live.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshots / f"{name}-dashboard.png"))
+    except Exception:
+        page.screenshot(path=str(screenshots / f"{name}-dashboard-FAILED.png"), full_page=True)
+        raise
+    finally:
+        page.close()
+        _shut_down(lab)
