@@ -5,6 +5,7 @@
     jobcontroller deploy --participants room.txt  # one prefix a line, '#' comments
     jobcontroller init --prefix ann               # the IDLE control item (deploy does it too)
     jobcontroller state --prefix ann
+    jobcontroller doctor --prefix ann             # check a deployed stack; exit 1 if WRONG
     jobcontroller trigger --prefix ann
     jobcontroller pause --prefix ann ; jobcontroller resume --prefix ann
     jobcontroller teardown --participants room.txt
@@ -111,6 +112,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     state = commands.add_parser("state", help="show a job's control item and recent runs")
     common(state, many=False)
     state.add_argument("--runs", type=int, default=5, metavar="N", help="recent runs to show")
+    doctor = commands.add_parser(
+        "doctor", help="check a deployed stack's settings (exit 1 when one is WRONG)"
+    )
+    common(doctor, many=False)
     init = commands.add_parser("init", help="write a job's IDLE control item if it is missing")
     common(init, many=False)
     package = commands.add_parser("package", help="build the Lambda deployment zip")
@@ -244,6 +249,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             for run in runs:
                 out("  " + "  ".join(_show(getattr(run, f.name)) for f in fields(run)))
         return 0
+    if args.command == "doctor":
+        from jobcontroller.ops import doctor
+
+        checks = doctor.doctor(target, n)
+        out(doctor.report(checks))
+        return 0 if all(c.ok for c in checks) else 1
     if args.command == "init":
         created = d.init_job(target, n)
         out(f"{n.prefix}: job {n.job} {'initialised' if created else 'was already initialised'}")
