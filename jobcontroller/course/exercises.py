@@ -320,9 +320,11 @@ def solution_cooldown(
 def _solutions() -> dict[str, tuple[Callable[..., Any], str]]:
     """Each exercise's reference solution, and the name the notebook's exercise cell uses."""
     # The lock's solution lives with its checker; imported only when a learner asks.
+    from jobcontroller.course.check_init import solution_init
     from jobcontroller.course.check_lock import solution_acquire
 
     return {
+        "init": (solution_init, "my_init"),
         "gate-1": (solution_gate_stage1, "my_gate"),
         "gate": (solution_gate, "my_gate"),
         "cooldown": (solution_cooldown, "my_next_allowed"),
@@ -346,7 +348,7 @@ def _pasteable(fn: Callable[..., Any], name: str) -> str:
 
 
 def show_solution(name: str, *, reveal: bool = True) -> None:
-    """Print a reference solution: 'gate-1' and 'lock' (02), 'gate' (04) and 'cooldown' (05).
+    """Print a solution: 'init' (01), 'gate-1' and 'lock' (02), 'gate' (04), 'cooldown' (05).
 
     It is printed as the exercise cell would hold it (the learner's function name, no type
     annotations), so it can be pasted there and checked. With `reveal=False` it only says
