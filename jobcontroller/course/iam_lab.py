@@ -24,7 +24,6 @@ from typing import Any
 from jobcontroller.course.display import Table
 from jobcontroller.course.lab import Lab
 from jobcontroller.course.lab_day import COURSE_DAY
-from jobcontroller.errors import ConfigError
 from jobcontroller.ops.authz import Authorization, authorizations
 from jobcontroller.ops.driver import ScheduleDriver
 from jobcontroller.ops.invocation import AwsCall
@@ -42,7 +41,9 @@ __all__ = [
     "needed",
     "probes",
     "record_calls",
+    "show_calls",
     "show_decisions",
+    "show_probes",
 ]
 
 # The condition operators this evaluator knows; anything else is refused with a clear error
@@ -171,13 +172,27 @@ def function_policy(lab: Lab) -> dict[str, Any]:
 
 
 def record_calls(lab: Lab) -> list[AwsCall]:
-    """Deliver the 10:00 slot through a runner that records every AWS call the handler makes
-    (embedded backend: the local runner sees them; on AWS, CloudTrail would)."""
+    """The AWS calls one run of the handler makes: on the embedded backend, recorded while the
+    10:00 slot is delivered through a runner that records them. On real AWS the handler runs
+    in Lambda, out of reach: the same calls are written out instead (a GetItem, the lock's
+    UpdateItem, and the commit's TransactWriteItems: an UpdateItem and a PutItem)."""
     if not lab.embedded:
-        raise ConfigError(
-            "recording the handler's calls needs the local runner (embedded backend); on real "
-            "AWS, IAM enforces the policy itself and CloudTrail lists the calls"
-        )
+        key = {"PK": {"S": f"JOB#{lab.names.job}"}}
+        table = lab.names.table
+        return [
+            AwsCall("dynamodb", "GetItem", {"TableName": table, "Key": key}),
+            AwsCall("dynamodb", "UpdateItem", {"TableName": table, "Key": key}),
+            AwsCall(
+                "dynamodb",
+                "TransactWriteItems",
+                {
+                    "TransactItems": [
+                        {"Update": {"TableName": table, "Key": key}},
+                        {"Put": {"TableName": table, "Item": key}},
+                    ]
+                },
+            ),
+        ]
     with LocalLambdaRunner(
         lab.target, lab.names.function, code=lab.zip_path, record_calls=True
     ) as runner:
@@ -247,6 +262,20 @@ def show_decisions(policy: Any, rows: Sequence[Authorization], *, title: str) ->
         ),
         title=title,
     )
+
+
+def show_calls(policy: Any, lab: Lab, calls: Iterable[AwsCall]) -> Table:
+    """The handler's recorded calls, as IAM authorisations, against `policy`."""
+    return show_decisions(
+        policy, needed(lab, calls), title="the handler's calls, against the deployed policy"
+    )
+
+
+def show_probes(policy: Any, lab: Lab) -> Table:
+    """The probes (calls the function must never make) against `policy`."""
+    table_arn = lab.target.arn("dynamodb", f"table/{lab.names.table}")
+    rows = [p.authorization for p in probes(table_arn, lab.names.job)]
+    return show_decisions(policy, rows, title="calls the function must never make")
 
 
 @dataclass(frozen=True)
