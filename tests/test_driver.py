@@ -10,7 +10,7 @@ import pytest
 
 from jobcontroller.errors import ConfigError
 from jobcontroller.ops import deploy as d
-from jobcontroller.ops.driver import ScheduleDriver, wait_for_state
+from jobcontroller.ops.driver import LostAnswers, ScheduleDriver, wait_for_state
 from jobcontroller.ops.invocation import AsyncResult, Invocation
 from jobcontroller.ops.schedules import slot_run_id
 
@@ -98,6 +98,48 @@ def test_a_delivery_that_raises_reaches_the_caller(target, stack, concurrent):
     delivered = len(runner.events)
     assert delivered == (3 if concurrent else 2)  # one after another stops at the failure
     assert driver.delivered(T0) == 3  # the numbers were taken before delivering
+
+
+def _schedule_retries(target, names, retries: int) -> None:
+    d.ensure_schedule(target, names, settings=d.ScheduleSettings(max_retries=retries))
+
+
+@pytest.mark.parametrize(("retries", "tries"), [(0, 1), (1, 2), (3, 4)])
+def test_a_failing_delivery_is_tried_as_the_retry_policy_says(target, stack, retries, tries):
+    """A delivery that raises is tried 1 + MaximumRetryAttempts times, then its error raised."""
+    names, _ = stack
+    _schedule_retries(target, names, retries)
+    failing = ScheduleDriver(target, names, _FailingRunner("")).render(T0)["execution_id"]
+    runner = _FailingRunner(failing)
+    with pytest.raises(ConnectionError):
+        ScheduleDriver(target, names, runner).fire(T0)
+    assert len(runner.events) == tries
+    assert [e["attempt"] for e in runner.events] == [str(n) for n in range(1, tries + 1)]
+
+
+def test_a_lost_answer_with_retries_on_invokes_the_slot_again(target, stack, stack_store):
+    """Retries on: the delivery whose answer was lost is sent again a minute later, and the
+    function runs a second time, answering SLOT_DONE; the slot ran once."""
+    names, runner = stack
+    _schedule_retries(target, names, 2)
+    lossy = LostAnswers(runner)
+    (delivery,) = ScheduleDriver(target, names, lossy, run_ids=slot_run_id).fire(T0)
+    assert delivery.attempt == 2 and delivery.delivered_at == T0 + timedelta(minutes=1)
+    assert delivery.failed == (
+        "DeliveryFailed: Lambda ran the event, but its answer to the Scheduler was lost",
+    )
+    assert [r.last.result["outcome"] for r in lossy.ran] == ["SUCCEEDED", "SKIPPED"]
+    assert lossy.ran[1].last.result["reason"] == "SLOT_DONE"
+    assert stack_store.read(names.job).run_count == 1
+
+
+def test_a_lost_answer_with_retries_off_invokes_once_and_raises(target, stack, stack_store):
+    """Retries off (the deployed policy): one invocation; the lost answer is the caller's."""
+    names, runner = stack
+    lossy = LostAnswers(runner)
+    with pytest.raises(ConnectionError, match="answer to the Scheduler was lost"):
+        ScheduleDriver(target, names, lossy).fire(T0)
+    assert len(lossy.ran) == 1 and stack_store.read(names.job).run_count == 1
 
 
 def test_driver_gives_fixed_run_ids_per_delivery(target, stack, stack_store):

@@ -352,6 +352,38 @@ def test_async_success_sends_nothing(stack, target):
     assert target.client("sqs").receive_message(QueueUrl=url).get("Messages", []) == []
 
 
+@pytest.mark.parametrize(("retries", "attempts"), [(None, 3), (2, 3), (1, 2), (0, 1)])
+def test_async_retries_follow_the_functions_maximum_retry_attempts(
+    probe, target, retries, attempts
+):
+    """A failing async invoke runs 1 + MaximumRetryAttempts times (Lambda's default: 2)."""
+    _set_handler(target, "probe.die")
+    if retries is not None:
+        target.client("lambda").put_function_event_invoke_config(
+            FunctionName="probe", MaximumRetryAttempts=retries
+        )
+    result = probe.invoke_async({})
+    assert [a.status for a in result.attempts] == ["crashed"] * attempts
+
+
+def test_async_retry_after_a_crash_runs_a_minute_later_and_takes_the_slot_over(
+    stack, stack_store, target
+):
+    """With retries on, the retry of a crashed run comes 1 min later, past the lease, and
+    runs the same slot again (a takeover) under its own fixed run id."""
+    names, runner = stack
+    d.ensure_async_config(target, names, settings=d.FunctionSettings(async_max_retries=2))
+    stack_store.set_drill(names.job, "CRASH")
+    slot = "2026-01-05T09:00:00Z"
+    result = runner.invoke_async({"job": names.job, "scheduled_time": slot}, now=T0, run_id="r1")
+    assert [a.status for a in result.attempts] == ["crashed", "ok"]
+    assert result.started == (T0, T0 + timedelta(minutes=1))
+    assert result.sent_to is None
+    state = stack_store.read(names.job)
+    assert (state.run_count, state.takeover_count) == (1, 1)
+    assert [r.run_id for r in stack_store.runs(names.job)] == ["r1-retry1"]
+
+
 def test_the_zip_runs_under_python_312(target, stack, python312):
     """The same zip runs under Python 3.12, the function's configured runtime."""
     names, _ = stack

@@ -15,6 +15,7 @@ the two to the same settings, so change both together.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -391,8 +392,14 @@ def ensure_async_config(
     settings = settings or FunctionSettings()
     failure_queue_arn = failure_queue_arn or target.arn("sqs", names.failure_queue)
     config = async_invoke_config(settings, failure_queue_arn)
-    # put_* replaces the whole configuration, so running it again is harmless.
-    target.client("lambda").put_function_event_invoke_config(FunctionName=names.function, **config)
+    # put_* replaces the whole configuration, so running it again is harmless. moto appends
+    # instead and keeps answering with the first one, so on the embedded backend the old
+    # configuration is deleted first (real Lambda needs no such step).
+    lam = target.client("lambda")
+    if target.embedded:
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            lam.delete_function_event_invoke_config(FunctionName=names.function)
+    lam.put_function_event_invoke_config(FunctionName=names.function, **config)
     return config
 
 

@@ -25,7 +25,7 @@ from jobcontroller.ops.runner import send_to_queue
 from jobcontroller.ops.schedules import ScheduleSpec, fire_times, render_event
 from jobcontroller.store import ControlStore
 
-__all__ = ["Delivery", "ScheduleDriver", "wait_for_state"]
+__all__ = ["Delivery", "LostAnswers", "ScheduleDriver", "wait_for_state"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Delivery:
     event: dict[str, Any]
     result: AsyncResult | None = None
     dead_lettered: str | None = None  # the schedule DLQ's ARN if the event went there
+    # The attempts before `attempt` that failed to deliver (what each raised), in order.
+    failed: tuple[str, ...] = ()
 
     @property
     def invocation(self) -> Invocation | None:
@@ -148,17 +150,51 @@ class ScheduleDriver:
             return [self._dead_letter(spec, slot, event, delivered_at) for event in events]
 
         def deliver(event: dict[str, Any], number: int) -> Delivery:
-            options: dict[str, Any] = {}
-            if self.runner.simulates_time:
-                run_id = None if self.run_ids is None else self.run_ids(slot, number)
-                options = {"now": delivered_at, "run_id": run_id}
-            result = self.runner.invoke_async(event, **options)
-            return Delivery(slot, delivered_at, 1, event["execution_id"], event, result)
+            return self._deliver(spec, slot, delivered_at, event, number)
 
         calls = [partial(deliver, e, n) for e, n in zip(events, numbers, strict=True)]
         if concurrent:
             return run_together(calls)
         return [call() for call in calls]
+
+    def _deliver(
+        self,
+        spec: ScheduleSpec,
+        slot: datetime,
+        delivered_at: datetime,
+        event: dict[str, Any],
+        number: int,
+    ) -> Delivery:
+        """Deliver one event; when the delivery itself fails (the invoke raised: throttled,
+        connection lost), try again as the schedule's RetryPolicy says: up to
+        MaximumRetryAttempts more times while the event is younger than
+        MaximumEventAgeInSeconds. The Scheduler's back-off is its own (exponential, with
+        jitter); here it is one minute, then doubling, on the replay's clock.
+        https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-retry-policy.html
+        """
+        retries = spec.retry_policy.get("MaximumRetryAttempts", 185)
+        max_age = spec.retry_policy.get("MaximumEventAgeInSeconds", 86400)
+        base_id = None if self.run_ids is None else self.run_ids(slot, number)
+        failed: list[str] = []
+        attempt, at = 1, delivered_at
+        while True:
+            options: dict[str, Any] = {}
+            if self.runner.simulates_time:
+                run_id = base_id if attempt == 1 or base_id is None else f"{base_id}-a{attempt}"
+                options = {"now": at, "run_id": run_id}
+            try:
+                result = self.runner.invoke_async(event, **options)
+            except Exception as exc:
+                later = at + timedelta(minutes=2 ** (attempt - 1))
+                if attempt > retries or (later - slot).total_seconds() > max_age:
+                    raise
+                failed.append(f"{type(exc).__name__}: {exc}")
+                attempt, at = attempt + 1, later
+                event = render_event(spec, slot, delivery=number, attempt=attempt)
+                continue
+            return Delivery(
+                slot, at, attempt, event["execution_id"], event, result, failed=tuple(failed)
+            )
 
     def _dead_letter(
         self, spec: ScheduleSpec, slot: datetime, event: dict[str, Any], when: datetime
@@ -191,6 +227,47 @@ class ScheduleDriver:
                 self.fire(slot, delay_seconds=late.get(slot, 0), copies=1 + duplicates.get(slot, 0))
             )
         return deliveries
+
+
+class DeliveryFailed(ConnectionError):
+    """The Scheduler saw its delivery fail (here: Lambda ran the event, the answer was lost)."""
+
+
+@dataclass
+class LostAnswers:
+    """A runner whose first `lose` deliveries of each event reach Lambda and run, but whose
+    answer never gets back to the Scheduler (a connection dropped after Lambda accepted it).
+
+    The Scheduler counts such a delivery as failed, so with retries on it delivers the same
+    event again: at-least-once delivery, made visible. Everything else is `runner`'s.
+    """
+
+    runner: FunctionRunner
+    lose: int = 1
+    simulates_time: bool = field(init=False)
+    # Every asynchronous invocation that ran, answered or not.
+    ran: list[AsyncResult] = field(default_factory=list, init=False, repr=False)
+    _seen: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.simulates_time = self.runner.simulates_time
+
+    def invoke(
+        self, event: Any, *, now: datetime | None = None, run_id: str | None = None
+    ) -> Invocation:
+        return self.runner.invoke(event, now=now, run_id=run_id)
+
+    def invoke_async(
+        self, event: Any, *, now: datetime | None = None, run_id: str | None = None
+    ) -> AsyncResult:
+        options: dict[str, Any] = {} if now is None else {"now": now, "run_id": run_id}
+        result = self.runner.invoke_async(event, **options)
+        self.ran.append(result)
+        key = str(event.get("execution_id")) if isinstance(event, dict) else repr(event)
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] <= self.lose:
+            raise DeliveryFailed("Lambda ran the event, but its answer to the Scheduler was lost")
+        return result
 
 
 def wait_for_state(

@@ -75,6 +75,8 @@ class AsyncResult:
 
     attempts: tuple[Invocation, ...]
     sent_to: str | None = None  # the on-failure destination's ARN, if it got a record
+    # When each attempt started on the replay's clock (empty when the runner keeps no clock).
+    started: tuple[datetime, ...] = ()
 
     @property
     def last(self) -> Invocation | None:

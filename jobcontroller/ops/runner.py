@@ -272,27 +272,36 @@ class LocalLambdaRunner:
         """Invoke as the Scheduler does (InvocationType=Event), with Lambda's async handling:
         retry up to the function's MaximumRetryAttempts, then send a record to its
         on-failure destination. Both are read back from the function's event invoke config.
+
+        In a replay (`now` given) the retries run on the replay's clock, one minute and then
+        two minutes after the attempt before, without waiting; a fixed `run_id` gives the
+        retries fixed ids too (`<run_id>-retry1`, `-retry2`), so a notebook prints the same.
         """
         config = self.configuration()
         invoke_config = _event_invoke_config(self.target, config.name)
         retries = invoke_config.get("MaximumRetryAttempts", 2)
         attempts = [self.invoke(event, now=now, run_id=run_id)]
-        # Lambda waits about a minute before the first retry and two before the second.
+        started = [] if now is None else [as_utc(now)]
+        # Lambda waits about a minute before the first retry and two more before the second.
+        # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
         for attempt in range(1, retries + 1):
             if attempts[-1].ok:
                 break
-            later = None if now is None else as_utc(now) + timedelta(minutes=1 + 2 * (attempt - 1))
-            attempts.append(self.invoke(event, now=later))
+            later = None if now is None else started[-1] + timedelta(minutes=attempt)
+            retry_id = None if run_id is None else f"{run_id}-retry{attempt}"
+            attempts.append(self.invoke(event, now=later, run_id=retry_id))
+            if later is not None:
+                started.append(later)
         if attempts[-1].ok:
-            return AsyncResult(tuple(attempts))
+            return AsyncResult(tuple(attempts), started=tuple(started))
         destination = (
             invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         )
         if destination:
-            when = as_utc(now) if now is not None else self._clock()
+            when = started[-1] if started else self._clock()
             record = _failure_record(config, event, attempts, when)
             send_to_queue(self.target, destination, record)
-        return AsyncResult(tuple(attempts), destination)
+        return AsyncResult(tuple(attempts), destination, tuple(started))
 
 
 def _lambda_environment(
