@@ -16,12 +16,12 @@ from jobcontroller.ops.remote import RemoteLambdaRunner
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def _stubbed_lambda(target, response):
-    client = target.client("lambda")
-    stub = Stubber(client)
+def _stubbed_lambda(target, response, name="f"):
+    runner = RemoteLambdaRunner(target, name, timeout_seconds=60)
+    stub = Stubber(runner.invoker())
     stub.add_response("invoke", response)
     stub.activate()
-    return stub
+    return runner
 
 
 def _payload(value) -> StreamingBody:
@@ -32,10 +32,12 @@ def _payload(value) -> StreamingBody:
 def test_remote_runner_maps_a_function_error(target):
     """On real AWS an Unhandled function error comes back as status error with Lambda's payload."""
     error = {"errorType": "ValueError", "errorMessage": "x"}
-    _stubbed_lambda(
-        target, {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)}
+    runner = _stubbed_lambda(
+        target,
+        {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)},
+        "ann-hourly_processor",
     )
-    invocation = RemoteLambdaRunner(target, "ann-hourly_processor").invoke({"job": "x"})
+    invocation = runner.invoke({"job": "x"})
     assert invocation.status == "error"
     assert invocation.error == error
 
@@ -43,17 +45,19 @@ def test_remote_runner_maps_a_function_error(target):
 def test_remote_runner_reports_a_timeout(target):
     """A function error whose payload says it timed out is reported as a timeout."""
     error = {"errorMessage": "2026-01-05T09:00:00Z Task timed out after 3.00 seconds"}
-    _stubbed_lambda(
+    runner = _stubbed_lambda(
         target, {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)}
     )
-    invocation = RemoteLambdaRunner(target, "f").invoke({})
+    invocation = runner.invoke({})
     assert invocation.status == "timeout"
 
 
 def test_remote_runner_returns_the_functions_answer(target):
     """A successful invocation carries the handler's return value."""
-    _stubbed_lambda(target, {"StatusCode": 200, "Payload": _payload({"outcome": "SUCCEEDED"})})
-    invocation = RemoteLambdaRunner(target, "f").invoke({})
+    runner = _stubbed_lambda(
+        target, {"StatusCode": 200, "Payload": _payload({"outcome": "SUCCEEDED"})}
+    )
+    invocation = runner.invoke({})
     assert invocation.ok
     assert invocation.summary() == "SUCCEEDED"
 

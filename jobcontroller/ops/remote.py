@@ -12,6 +12,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from botocore.config import Config
+
 from jobcontroller.errors import ConfigError
 from jobcontroller.ops.deploy import Target
 from jobcontroller.ops.invocation import AsyncResult, FunctionConfig, Invocation
@@ -24,9 +26,33 @@ class RemoteLambdaRunner:
 
     simulates_time = False
 
-    def __init__(self, target: Target, function_name: str) -> None:
+    def __init__(
+        self, target: Target, function_name: str, *, timeout_seconds: int | None = None
+    ) -> None:
         self.target = target
         self.function_name = function_name
+        self.timeout_seconds = timeout_seconds  # None: read from the function's configuration
+        self._invoker: Any = None
+
+    def invoker(self) -> Any:
+        """The Lambda client for synchronous invokes: it waits longer than the function may
+        run, and never re-sends. botocore's default read timeout is 60 s and it retries a
+        timed-out call, so a run longer than that would be delivered again while the first
+        is still running.
+        https://docs.aws.amazon.com/lambda/latest/dg/invocation-retries.html
+        """
+        if self._invoker is None:
+            timeout = self.timeout_seconds or self.configuration().timeout_seconds
+            self._invoker = self.target.session.client(
+                "lambda",
+                region_name=self.target.region,
+                config=Config(
+                    read_timeout=timeout + 30,
+                    connect_timeout=10,
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                ),
+            )
+        return self._invoker
 
     def configuration(self) -> FunctionConfig:
         lam = self.target.client("lambda")
@@ -45,7 +71,7 @@ class RemoteLambdaRunner:
         """Invoke synchronously (RequestResponse) and return the result or the error."""
         self._check_now(now)
         started = time.monotonic()
-        response = self.target.client("lambda").invoke(
+        response = self.invoker().invoke(
             FunctionName=self.function_name,
             InvocationType="RequestResponse",
             LogType="Tail",
