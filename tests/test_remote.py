@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from botocore.response import StreamingBody
@@ -68,3 +69,22 @@ def test_remote_runner_cannot_simulate_time(target):
         RemoteLambdaRunner(target, "f").invoke({}, now=T0)
     with pytest.raises(ConfigError, match="real time"):
         RemoteLambdaRunner(target, "f").invoke_async({}, now=T0)
+
+
+def test_remote_runner_reads_the_time_on_aws_s_clock_not_the_laptops(target):
+    """now() follows the Date header of Lambda's answer: a laptop 5 minutes slow still sees
+    AWS's time, so a lease is compared with the clock the function's gate uses."""
+    aws_time = datetime.now(UTC) + timedelta(minutes=5)
+    runner = _stubbed_lambda(
+        target,
+        {
+            "StatusCode": 200,
+            "Payload": _payload({"outcome": "SUCCEEDED"}),
+            "ResponseMetadata": {
+                "HTTPStatusCode": 200,
+                "HTTPHeaders": {"date": format_datetime(aws_time, usegmt=True)},
+            },
+        },
+    )
+    runner.invoke({})
+    assert abs(runner.now() - aws_time) < timedelta(seconds=3)

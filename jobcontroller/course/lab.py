@@ -715,13 +715,14 @@ class Lab:
 
         try:
             hour = timedelta(hours=1)
-            start = datetime.now(UTC).replace(microsecond=0)
+            # The function's clock, not this laptop's: the gate compares with Lambda's time.
+            start = self.runner.now().replace(microsecond=0)
             by_hand(start - 3 * hour, "by hand", Drill.FAIL)
             by_hand(start - 2 * hour, "by hand", Drill.CRASH)
             wait_for_state(
                 self.target,
                 self.names,
-                lambda s: s.lease_expires_at is None or s.lease_expires_at < datetime.now(UTC),
+                lambda s: s.lease_expires_at is None or s.lease_expires_at < self.runner.now(),
                 timeout=lease_timeout,
                 every=5,
                 progress=_progress("waiting for the crashed run's lease to pass", lease_timeout),

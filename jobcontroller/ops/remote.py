@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.config import Config
@@ -33,6 +34,26 @@ class RemoteLambdaRunner:
         self.function_name = function_name
         self.timeout_seconds = timeout_seconds  # None: read from the function's configuration
         self._invoker: Any = None
+        self._skew: timedelta | None = None
+
+    def now(self) -> datetime:
+        """AWS's clock, as the function's gate sees it: this machine's clock corrected by the
+        difference to the `Date` header of Lambda's answers (a laptop's clock can be off by
+        minutes; comparing a lease with it would call a lease over too early or too late).
+        The header has whole seconds, so this errs up to 1 s early: waits end late, not early.
+        """
+        if self._skew is None:
+            self._note_skew(
+                self.target.client("lambda").get_function_configuration(
+                    FunctionName=self.function_name
+                )
+            )
+        return datetime.now(UTC) + (self._skew or timedelta(0))
+
+    def _note_skew(self, response: dict[str, Any]) -> None:
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if date:
+            self._skew = parsedate_to_datetime(date) - datetime.now(UTC)
 
     def invoker(self) -> Any:
         """The Lambda client for synchronous invokes: it waits longer than the function may
@@ -77,6 +98,7 @@ class RemoteLambdaRunner:
             LogType="Tail",
             Payload=json.dumps(event).encode(),
         )
+        self._note_skew(response)
         payload = json.loads(response["Payload"].read() or b"null")
         log = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
         request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
