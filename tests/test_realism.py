@@ -162,6 +162,14 @@ def test_switching_the_schedule_off_and_on_keeps_a_custom_expression(target):
 # --- names refused before anything exists --------------------------------------------------
 
 
+def test_the_cli_deploy_shows_each_wait_for_aws(target, capsys):
+    """`deploy --prefix ann` prints a progress line while the new roles propagate."""
+    assert cli.main(["deploy", "--prefix", "ann"]) == 0
+    out = capsys.readouterr().out
+    assert "ann: function ann-hourly_processor: the new role has not reached Lambda yet" in out
+    assert "ann: deployed arn:aws:lambda:" in out
+
+
 def test_deploy_with_a_dotted_job_name_is_refused_before_anything_is_created(target, capsys):
     """`deploy --prefix ann --job a.b` is a usage error that names a fix, and creates nothing."""
     with pytest.raises(SystemExit) as exit_info:

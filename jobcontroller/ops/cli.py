@@ -204,7 +204,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         schedule = d.ScheduleSettings(expression=args.schedule) if args.schedule else None
 
         def deploy_one(n: Any) -> None:
-            done = d.deploy(target, n, schedule=schedule)
+            # Each step, and each wait for AWS to catch up, gets a line.
+            done = d.deploy(target, n, schedule=schedule, say=lambda m: out(f"{n.prefix}: {m}"))
             out(f"{n.prefix}: deployed {done.function_arn} (schedule {n.schedule})")
 
         return _each(names, deploy_one, out)
