@@ -245,3 +245,33 @@ def test_the_remote_runner_waits_longer_than_the_function_and_never_resends(targ
     config = runner.invoker().meta.config
     assert config.read_timeout > 120
     assert config.retries["total_max_attempts"] == 1
+
+
+# --- the instructor's smoke test ----------------------------------------------------------------
+
+
+def test_the_smoke_test_passes_under_the_realism_layer_and_leaves_nothing(target, capsys):
+    """`smoke --prefix smk`: deploy, invoke, one scheduled delivery, teardown, nothing left."""
+    assert cli.main(["smoke", "--prefix", "smk"]) == 0
+    out = capsys.readouterr().out
+    report = out[out.index("smoke test of prefix 'smk'") :].splitlines()
+    names = [line.split()[1] for line in report[1:-1]]
+    assert names == ["deploy", "invoke", "one", "teardown", "nothing"]
+    assert all(line.split()[0] == "ok" for line in report[1:-1])
+    assert report[-1] == "PASSED"
+    assert d.leftovers(target, "smk") == []
+
+
+def test_a_failing_smoke_test_still_tears_down(target, realism):
+    """A deploy that fails (a role that never propagates) is reported, and nothing is left."""
+    from jobcontroller.ops.smoke import smoke_test
+
+    realism.delays = Delays(role_for_lambda=10_000)
+    report = smoke_test(target, prefix="smk", say=None)
+    assert [(s.name, s.passed) for s in report.steps] == [
+        ("deploy", False),
+        ("teardown", True),
+        ("nothing left", True),
+    ]
+    assert "cannot be assumed by Lambda" in report.steps[0].detail
+    assert not report.passed and "FAILED" in report.text()
