@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from jobcontroller.embedded.realism import Realism, VirtualTime, install_default
 from jobcontroller.embedded.server import EmbeddedAWS, start_embedded
 
 
@@ -17,6 +18,16 @@ def aws() -> Iterator[EmbeddedAWS]:
     backend = start_embedded()
     yield backend
     backend.stop()
+
+
+@pytest.fixture(autouse=True)
+def realism() -> Iterator[Realism]:
+    """The AWS realism layer every embedded Target gets, on virtual time: AWS's delays pass
+    only when the code under test waits for them, so nothing sleeps for real."""
+    layer = Realism(time=VirtualTime())
+    old = install_default(layer)
+    yield layer
+    install_default(old)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the real-AWS path (watch), run here against the embedded backend with Lambda sto
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -86,7 +85,7 @@ def test_the_plan_lists_only_the_unusual_slots():
 
 def test_displays_read_back_what_was_deployed(lab):
     """The displays show the deployed settings as the APIs report them."""
-    assert "expires_at (ENABLED)" in lab.show_table().text()
+    assert "expires_at (ENABLING)" in lab.show_table().text()  # AWS takes a while
     assert "MaximumRetryAttempts      0" in lab.show_async_config().text()
     schedule = lab.show_schedule().text()
     assert "flexible time window             OFF" in schedule
@@ -116,38 +115,49 @@ def test_replay_and_watch_refuse_the_wrong_backend(lab):
 
 
 class _LambdaStandIn:
-    """Lambda's Invoke API, stood in for by the local runner on real time (no `now`)."""
+    """Lambda's Invoke API, stood in for by the local runner on Lambda's own clock: the real
+    time plus however far the test has moved it on (`advance_to`), so waiting for a lease or
+    a scheduled time takes no real time. Each run's clock stands still while it starts up,
+    as a warm Lambda's does, so a busy machine cannot eat into its lease."""
 
     simulates_time = False
 
     def __init__(self, runner: LocalLambdaRunner) -> None:
         self.runner = runner
+        self.offset = timedelta(0)
+
+    def now(self):
+        return datetime.now(UTC) + self.offset
+
+    def advance_to(self, when):
+        self.offset += max(timedelta(0), when - self.now())
 
     def invoke(self, event, **_):
-        return self.runner.invoke(event)
+        return self.runner.invoke(event, now=self.now())
 
     def invoke_async(self, event, **_):
-        return self.runner.invoke_async(event)
+        return self.runner.invoke_async(event, now=self.now())
 
 
 def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
     """watch(): failure, crash, takeover, then a one-off at() schedule awaited, duplicate; proof ok.
 
-    Lambda and the Scheduler are stood in for: the local runner invokes on real time, and
-    the wait for the one-off schedule delivers its event. A 12 s timeout (and a workload of
-    0 s) makes the crashed run's lease about 1 s, so the wait for it is short.
+    Lambda and the Scheduler are stood in for: the local runner invokes on Lambda's clock,
+    which the waits move on (past the crashed run's lease; to the one-off schedule's time)
+    instead of sleeping, so the outcome does not depend on how fast the machine is. A 60 s
+    timeout gives each run a 50 s lease, far more than any start-up takes.
     """
     target = d.connect(fresh_aws.session(), say=None)
     names = d.Names("learner")
-    d.deploy(target, names, function=d.FunctionSettings(timeout_seconds=12, workload_seconds=0))
+    d.deploy(target, names, function=d.FunctionSettings(timeout_seconds=60, workload_seconds=0))
     lab = cloud.Lab(dataclasses.replace(target, embedded=False), names)
     local = LocalLambdaRunner(target, names.function)
-    lab._runner = _LambdaStandIn(local)
+    lab._runner = stand_in = _LambdaStandIn(local)
     waits = []
 
     def wait(target_, names_, predicate, **options):
         waits.append(options["timeout"])
-        if len(waits) == 2:  # the real scheduler fires the one-off schedule
+        if len(waits) == 2:  # the real scheduler fires the one-off schedule at its time
             scheduler = target.client("scheduler")
             (once,) = [
                 s["Name"]
@@ -156,13 +166,13 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
             ]
             driver = ScheduleDriver(target, names, lab.runner, schedule_name=once)
             (when,) = fire_times(
-                driver.spec().expression,
-                datetime.now(UTC),
-                datetime.now(UTC) + timedelta(hours=1),
+                driver.spec().expression, stand_in.now(), stand_in.now() + timedelta(hours=1)
             )
+            stand_in.advance_to(when)
             assert lab.runner.invoke(driver.render(when)).ok
-        else:  # the crashed run's lease (about 1 s) passes
-            time.sleep(2)
+        else:  # Lambda's clock passes the crashed run's lease
+            lease = lab.store.read(names.job).lease_expires_at
+            stand_in.advance_to(lease + timedelta(seconds=1))
         return real_wait_for_state(target_, names_, predicate, **options, sleep=lambda _s: None)
 
     monkeypatch.setattr(lab_day, "wait_for_state", wait)
@@ -177,6 +187,8 @@ def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
     ]
     assert [s.drill for s in day.steps] == [Drill.FAIL, Drill.CRASH, None, None, None]
     assert day.steps[2].result["took_over_from"] == day.steps[1].run_id
+    crashed = day.steps[1].state_after
+    assert crashed.lease_expires_at - crashed.last_run_ts == timedelta(seconds=60 - 10)
     proof = lab.proof(day)
     assert proof.passed, proof
     spec = ScheduleDriver(target, names, lab.runner).spec()

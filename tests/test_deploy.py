@@ -169,8 +169,9 @@ def test_deploy_initialises_the_job_once(target, deployed):
     assert d.init_job(target, deployed.names) is False
 
 
-def test_table_has_the_key_schema_billing_and_ttl(target, deployed):
-    """The table has string PK/SK, on-demand billing and TTL on expires_at."""
+def test_table_has_the_key_schema_billing_and_ttl(target, deployed, realism):
+    """The table has string PK/SK, on-demand billing and TTL on expires_at (ENABLED once AWS
+    has finished ENABLING it)."""
     ddb = target.client("dynamodb")
     table = ddb.describe_table(TableName="ann-job_control")["Table"]
     assert table["KeySchema"] == [
@@ -182,6 +183,9 @@ def test_table_has_the_key_schema_billing_and_ttl(target, deployed):
         "SK": "S",
     }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = ddb.describe_time_to_live(TableName="ann-job_control")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLING", "AttributeName": TTL_ATTRIBUTE}
+    realism.sleep(realism.delays.ttl_enabling)
     ttl = ddb.describe_time_to_live(TableName="ann-job_control")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from botocore.response import StreamingBody
@@ -16,12 +17,12 @@ from jobcontroller.ops.remote import RemoteLambdaRunner
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def _stubbed_lambda(target, response):
-    client = target.client("lambda")
-    stub = Stubber(client)
+def _stubbed_lambda(target, response, name="f"):
+    runner = RemoteLambdaRunner(target, name, timeout_seconds=60)
+    stub = Stubber(runner.invoker())
     stub.add_response("invoke", response)
     stub.activate()
-    return stub
+    return runner
 
 
 def _payload(value) -> StreamingBody:
@@ -32,10 +33,12 @@ def _payload(value) -> StreamingBody:
 def test_remote_runner_maps_a_function_error(target):
     """On real AWS an Unhandled function error comes back as status error with Lambda's payload."""
     error = {"errorType": "ValueError", "errorMessage": "x"}
-    _stubbed_lambda(
-        target, {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)}
+    runner = _stubbed_lambda(
+        target,
+        {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)},
+        "ann-hourly_processor",
     )
-    invocation = RemoteLambdaRunner(target, "ann-hourly_processor").invoke({"job": "x"})
+    invocation = runner.invoke({"job": "x"})
     assert invocation.status == "error"
     assert invocation.error == error
 
@@ -43,17 +46,19 @@ def test_remote_runner_maps_a_function_error(target):
 def test_remote_runner_reports_a_timeout(target):
     """A function error whose payload says it timed out is reported as a timeout."""
     error = {"errorMessage": "2026-01-05T09:00:00Z Task timed out after 3.00 seconds"}
-    _stubbed_lambda(
+    runner = _stubbed_lambda(
         target, {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(error)}
     )
-    invocation = RemoteLambdaRunner(target, "f").invoke({})
+    invocation = runner.invoke({})
     assert invocation.status == "timeout"
 
 
 def test_remote_runner_returns_the_functions_answer(target):
     """A successful invocation carries the handler's return value."""
-    _stubbed_lambda(target, {"StatusCode": 200, "Payload": _payload({"outcome": "SUCCEEDED"})})
-    invocation = RemoteLambdaRunner(target, "f").invoke({})
+    runner = _stubbed_lambda(
+        target, {"StatusCode": 200, "Payload": _payload({"outcome": "SUCCEEDED"})}
+    )
+    invocation = runner.invoke({})
     assert invocation.ok
     assert invocation.summary() == "SUCCEEDED"
 
@@ -64,3 +69,22 @@ def test_remote_runner_cannot_simulate_time(target):
         RemoteLambdaRunner(target, "f").invoke({}, now=T0)
     with pytest.raises(ConfigError, match="real time"):
         RemoteLambdaRunner(target, "f").invoke_async({}, now=T0)
+
+
+def test_remote_runner_reads_the_time_on_aws_s_clock_not_the_laptops(target):
+    """now() follows the Date header of Lambda's answer: a laptop 5 minutes slow still sees
+    AWS's time, so a lease is compared with the clock the function's gate uses."""
+    aws_time = datetime.now(UTC) + timedelta(minutes=5)
+    runner = _stubbed_lambda(
+        target,
+        {
+            "StatusCode": 200,
+            "Payload": _payload({"outcome": "SUCCEEDED"}),
+            "ResponseMetadata": {
+                "HTTPStatusCode": 200,
+                "HTTPHeaders": {"date": format_datetime(aws_time, usegmt=True)},
+            },
+        },
+    )
+    runner.invoke({})
+    assert abs(runner.now() - aws_time) < timedelta(seconds=3)

@@ -10,6 +10,7 @@ import subprocess
 import time
 import zipfile
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 import jobcontroller
 from jobcontroller.errors import ConfigError
 from jobcontroller.ops import deploy as d
+from jobcontroller.ops import retry
 from jobcontroller.ops.packaging import ZIP_NAME
 from jobcontroller.ops.remote import RemoteLambdaRunner
 from jobcontroller.ops.runner import BOOTSTRAP, LocalLambdaRunner, runner_for
@@ -78,14 +80,21 @@ def _create_function(target, code: bytes, handler: str) -> None:
     role = target.client("iam").create_role(
         RoleName="probe", AssumeRolePolicyDocument=json.dumps(d.lambda_trust_policy())
     )["Role"]["Arn"]
-    target.client("lambda").create_function(
-        FunctionName="probe",
-        Runtime="python3.12",
-        Role=role,
-        Handler=handler,
-        Code={"ZipFile": code},
-        Timeout=5,
-        Environment={"Variables": {"GREETING": "hi"}},
+    # As on AWS, the new role is not assumable by Lambda at once (embedded.realism).
+    retry.until_consistent(
+        target,
+        partial(
+            target.client("lambda").create_function,
+            FunctionName="probe",
+            Runtime="python3.12",
+            Role=role,
+            Handler=handler,
+            Code={"ZipFile": code},
+            Timeout=5,
+            Environment={"Variables": {"GREETING": "hi"}},
+        ),
+        waits_for=[retry.ROLE_NOT_ASSUMABLE_BY_LAMBDA],
+        what="probe",
     )
 
 

@@ -285,7 +285,7 @@ def watch(
     """
     if lab.embedded:
         raise ConfigError("watch() is for real AWS; on the embedded backend use replay()")
-    _deploy.ensure_schedule(lab.target, lab.names, settings=_deploy.ScheduleSettings(enabled=False))
+    _deploy.set_schedule_enabled(lab.target, lab.names, False)
     initial = lab.store.read(lab.names.job)
     steps: list[Step] = []
 
@@ -312,13 +312,14 @@ def watch(
 
     try:
         hour = timedelta(hours=1)
-        start = datetime.now(UTC).replace(microsecond=0)
+        # The function's clock, not this laptop's: the gate compares with Lambda's time.
+        start = lab.runner.now().replace(microsecond=0)
         by_hand(start - 3 * hour, "by hand", Drill.FAIL)
         by_hand(start - 2 * hour, "by hand", Drill.CRASH)
         wait_for_state(
             lab.target,
             lab.names,
-            lambda s: s.lease_expires_at is None or s.lease_expires_at < datetime.now(UTC),
+            lambda s: s.lease_expires_at is None or s.lease_expires_at < lab.runner.now(),
             timeout=lease_timeout,
             every=5,
             progress=_progress("waiting for the crashed run's lease to pass", lease_timeout),
@@ -339,5 +340,5 @@ def watch(
         steps.append(Step(when, None, "one-off at() schedule", None, "seen", None, None, state))
         by_hand(when, "again, by hand", None, delivery=2)  # the scheduler made the first
     finally:
-        _deploy.ensure_schedule(lab.target, lab.names)
+        _deploy.set_schedule_enabled(lab.target, lab.names, True)
     return Day(plan, initial, tuple(steps), datetime.now(UTC))

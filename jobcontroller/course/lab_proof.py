@@ -142,11 +142,11 @@ def proof(
     )
     check(f"run history items expire {days} days after they finished", len(runs), expiring)
     description = ttl["TimeToLiveDescription"]
-    check(
-        "the table's TTL attribute",
-        f"{TTL_ATTRIBUTE} ENABLED",
-        f"{description.get('AttributeName', '-')} {description.get('TimeToLiveStatus')}",
-    )
+    found = f"{description.get('AttributeName', '-')} {description.get('TimeToLiveStatus')}"
+    # AWS takes up to an hour to switch TTL on and says ENABLING meanwhile:
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-how-to.html
+    on = found in (f"{TTL_ATTRIBUTE} ENABLED", f"{TTL_ATTRIBUTE} ENABLING")
+    check("the table's TTL attribute", f"{TTL_ATTRIBUTE} ENABLED (or ENABLING)", found, on)
     check(
         "finally: status IDLE, nobody holds the lock",
         "IDLE, -",

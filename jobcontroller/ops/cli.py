@@ -120,6 +120,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     common(init, many=False)
     package = commands.add_parser("package", help="build the Lambda deployment zip")
     package.add_argument("--out-dir", default="build", help="where to write it (default: build)")
+    smoke = commands.add_parser(
+        "smoke",
+        help="instructor's check: deploy a throw-away prefix, invoke, one scheduled delivery, "
+        "tear down, prove nothing is left (about 10 minutes on real AWS)",
+    )
+    common(smoke, many=False)
+    smoke.add_argument(
+        "--minutes-ahead", type=float, default=3, metavar="M", help="the one-off schedule's lead"
+    )
     trigger = commands.add_parser("trigger", help="invoke the function once (manual trigger)")
     common(trigger, many=False)
     for name, text in (("pause", "pause a job (its triggers skip)"), ("resume", "resume it")):
@@ -221,7 +230,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         schedule = d.ScheduleSettings(expression=args.schedule) if args.schedule else None
 
         def deploy_one(n: Any) -> None:
-            done = d.deploy(target, n, schedule=schedule)
+            # Each step, and each wait for AWS to catch up, gets a line.
+            done = d.deploy(target, n, schedule=schedule, say=lambda m: out(f"{n.prefix}: {m}"))
             out(f"{n.prefix}: deployed {done.function_arn} (schedule {n.schedule})")
 
         return _each(names, deploy_one, out)
@@ -233,6 +243,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             out(f"{n.prefix}: deleted {len(report.deleted)} resources; nothing tagged is left")
 
         return _each(names, teardown_one, out)
+
+    if args.command == "smoke":
+        from jobcontroller.ops.smoke import smoke_test
+
+        (n,) = names
+        smoke = smoke_test(target, prefix=n.prefix, minutes_ahead=args.minutes_ahead, say=out)
+        out(smoke.text())
+        return 0 if smoke.passed else 1
 
     from jobcontroller.store import ControlStore
 

@@ -7,6 +7,7 @@ deploy` reaches all of it:
 - `naming`: the prefix rules, `Names`, `Target`, `connect` (the real-AWS opt-in);
 - `iam`: the roles' policy documents;
 - `schedule`: `ScheduleSettings`, the recurring and the one-off schedule;
+- `queues`: the two dead-letter queues;
 - `teardown`: `teardown` and the `leftovers` proof.
 
 `infra/template.yaml` declares the same stack for CloudFormation; tests/test_infra.py holds
@@ -19,9 +20,9 @@ import contextlib
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,21 @@ from jobcontroller.ops.naming import (
     ignore_codes,
 )
 from jobcontroller.ops.packaging import HANDLER, build_zip, inspect_zip
+from jobcontroller.ops.queues import Queues, ensure_queues
+from jobcontroller.ops.retry import (
+    DESTINATION_NOT_PERMITTED,
+    ROLE_NOT_ASSUMABLE_BY_LAMBDA,
+    UPDATE_IN_PROGRESS,
+    until_consistent,
+    wait_until,
+)
 from jobcontroller.ops.schedule import (
     DEFAULT_SCHEDULE,
     ScheduleSettings,
     ensure_schedule,
     schedule_once,
     schedule_request,
+    set_schedule_enabled,
 )
 from jobcontroller.ops.teardown import TeardownReport, leftovers, teardown
 from jobcontroller.store import ControlStore
@@ -93,6 +103,7 @@ __all__ = [
     "schedule_request",
     "scheduler_role_policy",
     "scheduler_trust_policy",
+    "set_schedule_enabled",
     "teardown",
 ]
 
@@ -185,13 +196,6 @@ def _ensure_role(
     return arn
 
 
-def _queue_arn(target: Target, url: str) -> str:
-    attributes = target.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["QueueArn"]
-    )
-    return attributes["Attributes"]["QueueArn"]
-
-
 # --- the steps ---------------------------------------------------------------------------
 
 
@@ -228,40 +232,6 @@ def ensure_log_group(target: Target, names: Names, settings: FunctionSettings | 
         logGroupName=names.log_group, retentionInDays=settings.log_retention_days
     )
     return target.arn("logs", f"log-group:{names.log_group}")
-
-
-@dataclass(frozen=True)
-class Queues:
-    """The two dead-letter queues' ARNs."""
-
-    failure_queue_arn: str
-    schedule_dlq_arn: str
-
-
-def ensure_queues(
-    target: Target, names: Names, *, sleep: Callable[[float], None] = time.sleep
-) -> Queues:
-    """The function's on-failure queue and the schedule's dead-letter queue."""
-    sqs = target.client("sqs")
-    arns = []
-    for queue in (names.failure_queue, names.schedule_dlq):
-        for attempt in range(8):
-            try:
-                url = sqs.create_queue(
-                    QueueName=queue,
-                    # Keep failed events the longest SQS allows (14 days), to inspect them.
-                    Attributes={"MessageRetentionPeriod": "1209600"},
-                    tags=names.tags,
-                )["QueueUrl"]
-                break
-            except ClientError as exc:
-                # SQS refuses a name for 60 s after a queue of that name was deleted.
-                if error_code(exc) != "AWS.SimpleQueueService.QueueDeletedRecently" or attempt == 7:
-                    raise
-                sleep(10)
-        sqs.tag_queue(QueueUrl=url, Tags=names.tags)
-        arns.append(_queue_arn(target, url))
-    return Queues(*arns)
 
 
 def ensure_function_role(target: Target, names: Names) -> str:
@@ -319,9 +289,13 @@ def ensure_function(
     zip_path: str | os.PathLike[str],
     role_arn: str | None = None,
     settings: FunctionSettings | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    say: Callable[[str], None] | None = None,
 ) -> str:
-    """Create the function from the zip, or bring an existing one up to date. Returns its ARN."""
+    """Create the function from the zip, or bring an existing one up to date. Returns its ARN.
+
+    A role made seconds ago may not yet be assumable by Lambda, and an earlier update may still
+    be in progress: both are waited out (`until_consistent`).
+    """
     settings = settings or FunctionSettings()
     lam = target.client("lambda")
     role_arn = (
@@ -330,46 +304,71 @@ def ensure_function(
     config = function_config(names, settings, role_arn)
     report = inspect_zip(zip_path)
     code = Path(zip_path).read_bytes()
-    for attempt in range(10):
+
+    def create() -> str | None:
         try:
-            arn = lam.create_function(
+            created = lam.create_function(
                 **config, Code={"ZipFile": code}, Publish=False, Tags=names.tags
-            )["FunctionArn"]
-            break
+            )
         except ClientError as exc:
-            if error_code(exc) == "ResourceConflictException":
-                arn = _update_function(target, names, config, code, report.code_sha256)
-                break
-            # A new role takes a few seconds to reach Lambda (IAM is eventually consistent).
-            if (
-                error_code(exc) == "InvalidParameterValueException"
-                and "assumed" in str(exc)
-                and attempt < 9
-            ):
-                sleep(3)
-                continue
+            if error_code(exc) == "ResourceConflictException" and "exist" in str(exc):
+                return None
             raise
-    lam.get_waiter("function_active_v2").wait(FunctionName=names.function)
+        return str(created["FunctionArn"])
+
+    arn = until_consistent(
+        target,
+        create,
+        waits_for=[ROLE_NOT_ASSUMABLE_BY_LAMBDA],
+        what=f"function {names.function}",
+        say=say,
+    )
+    if arn is None:
+        arn = _update_function(target, names, config, code, report.code_sha256, say=say)
+    wait_until(target, "lambda", "function_active_v2", FunctionName=names.function)
     return arn
 
 
 def _update_function(
-    target: Target, names: Names, config: dict[str, Any], code: bytes, sha: str
+    target: Target,
+    names: Names,
+    config: dict[str, Any],
+    code: bytes,
+    sha: str,
+    *,
+    say: Callable[[str], None] | None = None,
 ) -> str:
     lam = target.client("lambda")
     name = config["FunctionName"]
+    # An earlier update (perhaps of an interrupted deploy) may still be InProgress, and
+    # Lambda refuses another meanwhile (ResourceConflictException):
+    # https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html
+    wait_until(target, "lambda", "function_updated_v2", FunctionName=name)
     current = lam.get_function_configuration(FunctionName=name)
+    waits = [UPDATE_IN_PROGRESS, ROLE_NOT_ASSUMABLE_BY_LAMBDA]
     if current.get("CodeSha256") != sha:
-        lam.update_function_code(FunctionName=name, ZipFile=code)
-        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        until_consistent(
+            target,
+            partial(lam.update_function_code, FunctionName=name, ZipFile=code),
+            waits_for=waits,
+            what=f"function {name} (code)",
+            say=say,
+        )
+        wait_until(target, "lambda", "function_updated_v2", FunctionName=name)
         current = lam.get_function_configuration(FunctionName=name)
     wanted = {k: v for k, v in config.items() if k != "FunctionName"}
     have = {k: current.get(k) for k in wanted}
     if have != wanted:
-        lam.update_function_configuration(**config)
-        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        until_consistent(
+            target,
+            partial(lam.update_function_configuration, **config),
+            waits_for=waits,
+            what=f"function {name} (configuration)",
+            say=say,
+        )
+        wait_until(target, "lambda", "function_updated_v2", FunctionName=name)
     lam.tag_resource(Resource=current["FunctionArn"], Tags=names.tags)
-    return current["FunctionArn"]
+    return str(current["FunctionArn"])
 
 
 def async_invoke_config(settings: FunctionSettings, failure_queue_arn: str) -> dict[str, Any]:
@@ -387,8 +386,13 @@ def ensure_async_config(
     *,
     failure_queue_arn: str | None = None,
     settings: FunctionSettings | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Set the function's asynchronous invoke configuration (`async_invoke_config`)."""
+    """Set the function's asynchronous invoke configuration (`async_invoke_config`).
+
+    Lambda checks that the function's role may send to the queue, and a policy put seconds
+    ago may not have reached that check yet: waited out (`until_consistent`).
+    """
     settings = settings or FunctionSettings()
     failure_queue_arn = failure_queue_arn or target.arn("sqs", names.failure_queue)
     config = async_invoke_config(settings, failure_queue_arn)
@@ -399,7 +403,13 @@ def ensure_async_config(
     if target.embedded:
         with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
             lam.delete_function_event_invoke_config(FunctionName=names.function)
-    lam.put_function_event_invoke_config(FunctionName=names.function, **config)
+    until_consistent(
+        target,
+        partial(lam.put_function_event_invoke_config, FunctionName=names.function, **config),
+        waits_for=[DESTINATION_NOT_PERMITTED],
+        what=f"function {names.function} (on-failure destination)",
+        say=say,
+    )
     return config
 
 
@@ -432,7 +442,6 @@ def deploy(
     schedule: ScheduleSettings | None = None,
     clock: Clock | None = None,
     say: Callable[[str], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Deployment:
     """Run every step in order; running it again brings the stack back to this definition."""
     function = function or FunctionSettings()
@@ -451,21 +460,23 @@ def deploy(
         say(f"control item: JOB#{names.job}")
         log_group_arn = ensure_log_group(target, names, function)
         say(f"log group: {names.log_group} ({function.log_retention_days} days)")
-        queues = ensure_queues(target, names, sleep=sleep)
+        queues = ensure_queues(target, names, say=say)
         say(f"queues: {names.failure_queue}, {names.schedule_dlq}")
         fn_role = ensure_function_role(target, names)
         say(f"function role: {names.function_role}")
         fn_arn = ensure_function(
-            target, names, zip_path=zip_path, role_arn=fn_role, settings=function, sleep=sleep
+            target, names, zip_path=zip_path, role_arn=fn_role, settings=function, say=say
         )
         say(f"function: {names.function} ({function.runtime}, {function.timeout_seconds} s)")
         ensure_async_config(
-            target, names, failure_queue_arn=queues.failure_queue_arn, settings=function
+            target, names, failure_queue_arn=queues.failure_queue_arn, settings=function, say=say
         )
         say("async invoke config: 0 retries, failures to the queue")
         sched_role = ensure_scheduler_role(target, names)
         say(f"scheduler role: {names.scheduler_role}")
-        schedule_arn = ensure_schedule(target, names, settings=schedule, role_arn=sched_role)
+        schedule_arn = ensure_schedule(
+            target, names, settings=schedule, role_arn=sched_role, say=say
+        )
         say(f"schedule: {names.schedule_group}/{names.schedule}")
     return Deployment(
         names=names,

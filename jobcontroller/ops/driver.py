@@ -252,6 +252,9 @@ class LostAnswers:
     def __post_init__(self) -> None:
         self.simulates_time = self.runner.simulates_time
 
+    def now(self) -> datetime:
+        return self.runner.now()
+
     def invoke(
         self, event: Any, *, now: datetime | None = None, run_id: str | None = None
     ) -> Invocation:

@@ -115,6 +115,10 @@ class FunctionRunner(Protocol):
 
     simulates_time: bool
 
+    def now(self) -> datetime:
+        """The time on the function's clock (the gate's clock, not necessarily this laptop's)."""
+        ...
+
     def invoke(
         self, event: Any, *, now: datetime | None = None, run_id: str | None = None
     ) -> Invocation: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from jobcontroller.embedded import realism as _realism
 from jobcontroller.embedded.server import is_loopback
 from jobcontroller.errors import ConfigError, JobControllerError, RealAWSNotConfirmed
 from jobcontroller.model import job_key
@@ -45,6 +47,7 @@ DEFAULT_JOB = "hourly_processor"
 # "<prefix>-" can never be the start of another participant's names (with hyphens allowed,
 # "ann-" would also match "ann-b-...") and listing by name prefix finds only our resources.
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+_DEPLOYABLE_JOB = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # --- names ------------------------------------------------------------------------------
@@ -68,6 +71,18 @@ class Names:
             job_key(self.job)
         except JobControllerError as exc:
             raise ConfigError(f"job name: {exc}") from None
+        # The stored key allows '.', but Lambda function and SQS queue names take only
+        # letters, digits, '-' and '_', so a deployed job's name must too; refused here,
+        # before anything is created, rather than half-way through a deploy.
+        # https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html#lambda-CreateFunction-request-FunctionName
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html#API_CreateQueue_RequestSyntax
+        if not _DEPLOYABLE_JOB.fullmatch(self.job):
+            fixed = re.sub(r"[^A-Za-z0-9_-]", "_", self.job)
+            raise ConfigError(
+                f"job name {self.job!r} cannot be deployed: Lambda and SQS names take only "
+                f"letters, digits, '-' and '_'; use e.g. {fixed!r}"
+            )
+        once = self.once_schedule(datetime(2000, 1, 1, tzinfo=UTC))
         too_long = [
             (what, name, limit)
             for what, name, limit in (
@@ -75,7 +90,9 @@ class Names:
                 ("function role", self.function_role, 64),
                 ("scheduler role", self.scheduler_role, 64),
                 ("schedule", self.schedule, 64),
-                ("queue", self.schedule_dlq, 80),
+                ("one-off schedule", once, 64),
+                ("queue", self.schedule_dlq, 64),
+                ("queue", self.failure_queue, 64),
             )
             if len(name) > limit
         ]
@@ -83,7 +100,8 @@ class Names:
             what, name, limit = too_long[0]
             raise ConfigError(
                 f"the {what} name {name!r} would be longer than AWS allows ({limit}): "
-                "use a shorter prefix or job name"
+                f"use a job name of at most {len(self.job) - len(name) + limit} characters "
+                "or a shorter prefix"
             )
 
     @property
@@ -146,7 +164,9 @@ class Names:
 class Target:
     """A checked place to deploy: a boto3 session, its account and region, embedded or real.
 
-    Build it with `connect`, which applies the real-AWS opt-in.
+    Build it with `connect`, which applies the real-AWS opt-in. On the embedded backend,
+    `realism` (embedded.realism) makes its clients answer as AWS would while it catches up,
+    and `sleep`/`monotonic` run on its scaled AWS time; on real AWS they are the real clock.
     """
 
     session: boto3.session.Session
@@ -154,12 +174,27 @@ class Target:
     region: str
     embedded: bool
     partition: str = "aws"
+    realism: _realism.Realism | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region)
+            client = self.session.client(service, region_name=self.region)
+            if self.realism is not None:
+                self.realism.attach(client)
+            self._clients[service] = client
         return self._clients[service]
+
+    def monotonic(self) -> float:
+        """Seconds of AWS time (scaled on the embedded backend's realism layer)."""
+        return time.monotonic() if self.realism is None else self.realism.aws_now()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of AWS time while AWS catches up."""
+        if self.realism is None:
+            time.sleep(seconds)
+        else:
+            self.realism.sleep(seconds)
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         where = self.region if region else ""
@@ -176,13 +211,16 @@ def connect(
     confirm: str | None = None,
     env: Mapping[str, str] | None = None,
     say: Callable[[str], None] | None = print,
+    realism: _realism.Realism | bool | None = True,
 ) -> Target:
     """Check where `session` points and return a Target; real AWS needs the explicit opt-in.
 
     The embedded backend (an endpoint on loopback) needs nothing. Real AWS needs
     JOBCONTROLLER_REAL_AWS=1 in the environment and `confirm` equal to the account id,
     which this function shows (with the region) before it returns, so nothing is changed
-    in an account nobody looked at.
+    in an account nobody looked at. On the embedded backend `realism` (default: the
+    process's layer, `embedded.realism.default_layer()`; False for moto's instant answers)
+    makes the Target's clients behave like AWS while it catches up.
     """
     session = session or boto3.session.Session()
     env = os.environ if env is None else env
@@ -203,7 +241,10 @@ def connect(
     identity = sts.get_caller_identity()
     account = identity["Account"]
     partition = session.get_partition_for_region(region)
-    target = Target(session, account, region, embedded, partition)
+    layer = None
+    if embedded and realism is not False:
+        layer = _realism.default_layer() if realism is True else realism
+    target = Target(session, account, region, embedded, partition, layer)
     if say is not None:
         say(f"Target: {target.describe()}" + ("" if embedded else f" as {identity['Arn']}"))
     if not embedded and confirm != account:

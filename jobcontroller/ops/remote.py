@@ -9,8 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
+
+from botocore.config import Config
 
 from jobcontroller.errors import ConfigError
 from jobcontroller.ops.deploy import Target
@@ -24,9 +27,53 @@ class RemoteLambdaRunner:
 
     simulates_time = False
 
-    def __init__(self, target: Target, function_name: str) -> None:
+    def __init__(
+        self, target: Target, function_name: str, *, timeout_seconds: int | None = None
+    ) -> None:
         self.target = target
         self.function_name = function_name
+        self.timeout_seconds = timeout_seconds  # None: read from the function's configuration
+        self._invoker: Any = None
+        self._skew: timedelta | None = None
+
+    def now(self) -> datetime:
+        """AWS's clock, as the function's gate sees it: this machine's clock corrected by the
+        difference to the `Date` header of Lambda's answers (a laptop's clock can be off by
+        minutes; comparing a lease with it would call a lease over too early or too late).
+        The header has whole seconds, so this errs up to 1 s early: waits end late, not early.
+        """
+        if self._skew is None:
+            self._note_skew(
+                self.target.client("lambda").get_function_configuration(
+                    FunctionName=self.function_name
+                )
+            )
+        return datetime.now(UTC) + (self._skew or timedelta(0))
+
+    def _note_skew(self, response: dict[str, Any]) -> None:
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if date:
+            self._skew = parsedate_to_datetime(date) - datetime.now(UTC)
+
+    def invoker(self) -> Any:
+        """The Lambda client for synchronous invokes: it waits longer than the function may
+        run, and never re-sends. botocore's default read timeout is 60 s and it retries a
+        timed-out call, so a run longer than that would be delivered again while the first
+        is still running.
+        https://docs.aws.amazon.com/lambda/latest/dg/invocation-retries.html
+        """
+        if self._invoker is None:
+            timeout = self.timeout_seconds or self.configuration().timeout_seconds
+            self._invoker = self.target.session.client(
+                "lambda",
+                region_name=self.target.region,
+                config=Config(
+                    read_timeout=timeout + 30,
+                    connect_timeout=10,
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                ),
+            )
+        return self._invoker
 
     def configuration(self) -> FunctionConfig:
         lam = self.target.client("lambda")
@@ -45,12 +92,13 @@ class RemoteLambdaRunner:
         """Invoke synchronously (RequestResponse) and return the result or the error."""
         self._check_now(now)
         started = time.monotonic()
-        response = self.target.client("lambda").invoke(
+        response = self.invoker().invoke(
             FunctionName=self.function_name,
             InvocationType="RequestResponse",
             LogType="Tail",
             Payload=json.dumps(event).encode(),
         )
+        self._note_skew(response)
         payload = json.loads(response["Payload"].read() or b"null")
         log = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
         request_id = response.get("ResponseMetadata", {}).get("RequestId", "")

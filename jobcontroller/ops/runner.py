@@ -169,6 +169,10 @@ class LocalLambdaRunner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def now(self) -> datetime:
+        """The function's clock when `now` is not given: this machine's (or the injected one)."""
+        return self._clock()
+
     # -- configuration, read back every time so an update_function_configuration shows --
 
     def configuration(self) -> FunctionConfig:

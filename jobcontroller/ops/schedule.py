@@ -9,6 +9,7 @@ schedule group named from the prefix.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from jobcontroller.clock import Clock, SystemClock
 from jobcontroller.errors import ConfigError
 from jobcontroller.events import schedule_input
 from jobcontroller.ops.naming import Names, Target, error_code, schedule_group_arn
+from jobcontroller.ops.retry import ROLE_NOT_ASSUMABLE_BY_SCHEDULER, until_consistent
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -26,6 +28,7 @@ __all__ = [
     "ensure_schedule",
     "schedule_once",
     "schedule_request",
+    "set_schedule_enabled",
 ]
 
 
@@ -118,15 +121,46 @@ def _schedule_request(
     )
 
 
-def _put_schedule(target: Target, request: dict[str, Any]) -> str:
+def _put_schedule(
+    target: Target, request: dict[str, Any], *, say: Callable[[str], None] | None = None
+) -> str:
     scheduler = target.client("scheduler")
-    try:
-        return scheduler.create_schedule(**request)["ScheduleArn"]
-    except ClientError as exc:
-        if error_code(exc) != "ConflictException":
-            raise
-    # update_schedule replaces every field, so the result is the same as a fresh create.
-    return scheduler.update_schedule(**request)["ScheduleArn"]
+
+    def put() -> str:
+        try:
+            return str(scheduler.create_schedule(**request)["ScheduleArn"])
+        except ClientError as exc:
+            if error_code(exc) != "ConflictException":
+                raise
+        # update_schedule replaces every field, so the result is the same as a fresh create.
+        return str(scheduler.update_schedule(**request)["ScheduleArn"])
+
+    # The Scheduler checks that it can assume the role, which a role seconds old may fail.
+    return until_consistent(
+        target,
+        put,
+        waits_for=[ROLE_NOT_ASSUMABLE_BY_SCHEDULER],
+        what=f"schedule {request['Name']}",
+        say=say,
+    )
+
+
+def set_schedule_enabled(
+    target: Target, names: Names, enabled: bool, *, say: Callable[[str], None] | None = None
+) -> str:
+    """Switch the recurring schedule on or off and change nothing else; returns its ARN.
+
+    UpdateSchedule replaces every field (a field left out gets its default), so the schedule
+    is read first and sent back whole, with only its state changed: a custom expression or
+    time zone set at deploy time survives.
+    https://docs.aws.amazon.com/scheduler/latest/APIReference/API_UpdateSchedule.html
+    """
+    scheduler = target.client("scheduler")
+    current = scheduler.get_schedule(Name=names.schedule, GroupName=names.schedule_group)
+    accepted = scheduler.meta.service_model.operation_model("UpdateSchedule").input_shape.members
+    request = {k: v for k, v in current.items() if k in accepted}
+    request["State"] = "ENABLED" if enabled else "DISABLED"
+    return _put_schedule(target, request, say=say)
 
 
 def ensure_schedule(
@@ -135,11 +169,12 @@ def ensure_schedule(
     *,
     settings: ScheduleSettings | None = None,
     role_arn: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> str:
     """The recurring schedule (in its tagged group) that invokes the function. Returns its ARN."""
     settings = settings or ScheduleSettings()
     _ensure_schedule_group(target, names)
-    return _put_schedule(target, _schedule_request(target, names, settings, role_arn))
+    return _put_schedule(target, _schedule_request(target, names, settings, role_arn), say=say)
 
 
 def schedule_once(

@@ -6,7 +6,6 @@ still carries the prefix (by tag, IAM path or name prefix), and fails if anythin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -23,9 +22,10 @@ from jobcontroller.ops.naming import (
     ignore_codes,
     schedule_group_arn,
 )
+from jobcontroller.ops.retry import wait_until
 from jobcontroller.store import ControlStore
 
-__all__ = ["TeardownIncomplete", "TeardownReport", "leftovers", "teardown"]
+__all__ = ["TeardownIncomplete", "TeardownReport", "leftovers", "still_there", "teardown"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,37 @@ def _delete_role(iam: Any, name: str) -> bool:
     return True
 
 
+_NO_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def _queue_is_ours(sqs: Any, url: str) -> bool:
+    """False if the queue is gone or on its way: SQS can still find a queue for up to 60 s
+    after DeleteQueue, and even accept a second delete; teardown removes our tag first, so a
+    queue without it is one already being deleted.
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteQueue.html
+    """
+    try:
+        tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+    except ClientError as exc:
+        if error_code(exc) in _NO_QUEUE:
+            return False
+        raise
+    return TAG_KEY in tags
+
+
 def _delete_queue(sqs: Any, name: str) -> bool:
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as exc:
-        if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        if error_code(exc) in _NO_QUEUE:
             return False
         raise
-    sqs.delete_queue(QueueUrl=url)
-    return True
+    ours = _queue_is_ours(sqs, url)
+    if ours:
+        sqs.untag_queue(QueueUrl=url, TagKeys=[TAG_KEY])
+    # Deleted either way (an untagged queue of our name is still ours to remove), but only a
+    # tagged one counts as deleted now; a deleted queue may answer NonExistentQueue.
+    return ignore_codes(_NO_QUEUE, lambda: sqs.delete_queue(QueueUrl=url)) and ours
 
 
 def _delete_schedules(scheduler: Any, names: Names) -> list[str]:
@@ -85,7 +107,6 @@ def teardown(
     *,
     keep_table: bool = False,
     settle_seconds: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     say: Callable[[str], None] | None = None,
 ) -> TeardownReport:
     """Delete the stack in dependency order; safe to repeat. Raises TeardownIncomplete if
@@ -143,13 +164,13 @@ def teardown(
         store = ControlStore(names.table, client=target.client("dynamodb"))
         if store.delete_table():
             note(True, f"table {names.table}")
-            target.client("dynamodb").get_waiter("table_not_exists").wait(
-                TableName=names.table, WaiterConfig={"Delay": 2, "MaxAttempts": 60}
+            wait_until(
+                target, "dynamodb", "table_not_exists", TableName=names.table, delay=2, attempts=60
             )
     left = leftovers(target, names.prefix)
     waited = 0.0
     while left and waited < settle_seconds:
-        sleep(5)
+        target.sleep(5)
         waited += 5
         left = leftovers(target, names.prefix)
     if keep_table:
@@ -164,22 +185,38 @@ def teardown(
     return TeardownReport(tuple(deleted), tuple(left))
 
 
-def leftovers(target: Target, prefix: str) -> list[str]:
+def leftovers(target: Target, prefix: str, *, settle_seconds: float = 0) -> list[str]:
     """ARNs of everything that still belongs to `prefix`; empty after a complete teardown.
 
-    Tables, functions, log groups and queues are found by their tag through the Resource
-    Groups Tagging API (moto serves it for these four; verified in tests/test_deploy.py).
-    IAM roles and schedules it does not list in moto (and schedules cannot carry tags at
-    all), so those are listed by name: roles under the prefix's IAM path, schedule groups
-    and schedules by the name prefix `<prefix>-`.
+    Candidates come from the Resource Groups Tagging API (by tag) and from each service's own
+    listing by the name prefix `<prefix>-` (tables, functions, queues, log groups). The tagging
+    API lists "resources that are or were tagged": a deleted one can linger there, and a new
+    one appears late, so every candidate is confirmed with its own service (describe/get) and
+    what is gone is dropped. IAM roles are listed under the prefix's IAM path; schedule groups
+    and schedules (which cannot carry tags) by name. `settle_seconds` keeps looking (every
+    5 s of AWS time) for resources that show up late.
+    https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html
     """
     names = Names(prefix)  # validates the prefix
-    found: set[str] = set()
+    found = _leftovers_once(target, names)
+    waited = 0.0
+    while waited < settle_seconds:
+        target.sleep(5)
+        waited += 5
+        found |= _leftovers_once(target, names)
+    return sorted(found)
+
+
+def _leftovers_once(target: Target, names: Names) -> set[str]:
+    prefix = names.prefix
+    candidates: set[str] = set()
     tagging = target.client("resourcegroupstaggingapi")
     for page in tagging.get_paginator("get_resources").paginate(
         TagFilters=[{"Key": TAG_KEY, "Values": [prefix]}]
     ):
-        found.update(r["ResourceARN"] for r in page["ResourceTagMappingList"])
+        candidates.update(r["ResourceARN"] for r in page["ResourceTagMappingList"])
+    candidates |= _by_name(target, f"{prefix}-")
+    found = {arn for arn in candidates if still_there(target, arn)}
     iam = target.client("iam")
     for page in iam.get_paginator("list_roles").paginate(PathPrefix=names.iam_path):
         found.update(r["Arn"] for r in page["Roles"])
@@ -188,4 +225,61 @@ def leftovers(target: Target, prefix: str) -> list[str]:
         found.update(g["Arn"] for g in page["ScheduleGroups"])
     for page in scheduler.get_paginator("list_schedules").paginate(NamePrefix=f"{prefix}-"):
         found.update(s["Arn"] for s in page["Schedules"])
-    return sorted(found)
+    return found
+
+
+def _by_name(target: Target, start: str) -> set[str]:
+    """Tables, functions, queues and log groups whose names start with `start`."""
+    arns: set[str] = set()
+    for page in target.client("dynamodb").get_paginator("list_tables").paginate():
+        arns.update(
+            target.arn("dynamodb", f"table/{t}") for t in page["TableNames"] if t.startswith(start)
+        )
+    for page in target.client("lambda").get_paginator("list_functions").paginate():
+        arns.update(
+            f["FunctionArn"] for f in page["Functions"] if f["FunctionName"].startswith(start)
+        )
+    urls = target.client("sqs").list_queues(QueueNamePrefix=start).get("QueueUrls", [])
+    arns.update(target.arn("sqs", url.rstrip("/").rsplit("/", 1)[-1]) for url in urls)
+    logs = target.client("logs")
+    for page in logs.get_paginator("describe_log_groups").paginate(
+        logGroupNamePrefix=f"/aws/lambda/{start}"
+    ):
+        arns.update(target.arn("logs", f"log-group:{g['logGroupName']}") for g in page["logGroups"])
+    return arns
+
+
+_GONE = {
+    "ResourceNotFoundException",
+    "NoSuchEntity",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+}
+
+
+def still_there(target: Target, arn: str) -> bool:
+    """Whether the resource `arn` names still exists, asked of its own service."""
+    parts = arn.split(":", 5)
+    service, resource = parts[2], parts[5]
+    try:
+        if service == "dynamodb":
+            target.client("dynamodb").describe_table(TableName=resource.split("/", 1)[1])
+        elif service == "lambda":
+            target.client("lambda").get_function(FunctionName=arn)
+        elif service == "sqs":
+            sqs = target.client("sqs")
+            url = sqs.get_queue_url(QueueName=resource, QueueOwnerAWSAccountId=parts[4])
+            return _queue_is_ours(sqs, url["QueueUrl"])
+        elif service == "logs":
+            group = resource.split(":", 1)[1].removesuffix(":*")
+            found = target.client("logs").describe_log_groups(logGroupNamePrefix=group)
+            return any(g["logGroupName"] == group for g in found["logGroups"])
+        elif service == "scheduler" and resource.startswith("schedule-group/"):
+            target.client("scheduler").get_schedule_group(Name=resource.split("/", 1)[1])
+        elif service == "iam" and resource.startswith("role/"):
+            target.client("iam").get_role(RoleName=resource.rsplit("/", 1)[1])
+    except ClientError as exc:
+        if error_code(exc) in _GONE:
+            return False
+        raise
+    return True
