@@ -62,6 +62,31 @@ def test_setup_never_drops_a_table_on_real_aws(course, monkeypatch):
     assert deleted == []
 
 
+def test_setup_on_real_aws_needs_the_account_confirmed_first(course, monkeypatch):
+    """With the opt-in, setup goes through the same confirmation as notebook 06: without the
+    account id it raises RealAWSNotConfirmed and creates nothing."""
+    from jobcontroller.course import core
+    from jobcontroller.errors import RealAWSNotConfirmed
+    from jobcontroller.ops import naming
+
+    asked = []
+
+    def connect(*, confirm=None, **_):
+        asked.append(confirm)
+        raise RealAWSNotConfirmed("shown: account 123456789012; pass it to confirm")
+
+    created = []
+    monkeypatch.setenv(core.REAL_AWS_VARIABLE, "1")
+    monkeypatch.setattr(naming, "connect", connect)
+    monkeypatch.setattr(core.ControlStore, "create_table", lambda self, **_: created.append(1))
+    with pytest.raises(RealAWSNotConfirmed):
+        core.setup()
+    with pytest.raises(RealAWSNotConfirmed):
+        core.setup(confirm_account="123456789012")
+    assert asked == [None, "123456789012"]
+    assert created == []
+
+
 def test_reset_rewinds_state_clock_and_ids(course):
     """After reset() the job, the clock, the ids and the history start over."""
     course.at("09:00:05")

@@ -367,6 +367,7 @@ def setup(
     fresh: bool = True,
     drop_table: bool = False,
     workload_seconds: float = 1.0,
+    confirm_account: str | None = None,
 ) -> Course:
     """Connect, make sure the table and job exist, and return the notebook's `Course`.
 
@@ -376,10 +377,17 @@ def setup(
       table in an AWS account: there it is ignored.
     - `fresh=True` (the default) resets the job to IDLE and rewinds the clock and ids.
 
-    The embedded backend is used unless the environment sets JOBCONTROLLER_REAL_AWS=1.
+    The embedded backend is used unless the environment sets JOBCONTROLLER_REAL_AWS=1. Then,
+    as in notebooks 06-08, the account, region and identity are shown first and nothing is
+    done until `confirm_account` names that account (`RealAWSNotConfirmed` otherwise): the
+    same switch for every notebook, so no table is created or reset in an account nobody
+    looked at.
     """
     if os.environ.get(REAL_AWS_VARIABLE) == "1":
-        store = ControlStore(table)
+        from jobcontroller.ops.naming import connect
+
+        target = connect(confirm=confirm_account)
+        store = ControlStore(table, session=target.session)
         backend, aws = "real AWS", None
     else:
         from jobcontroller.embedded.server import start_embedded
