@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import ipaddress
 import logging
-import os
 import tempfile
 import threading
 import urllib.parse
@@ -30,6 +29,8 @@ from typing import Any
 
 import boto3
 
+from jobcontroller.embedded import exported
+from jobcontroller.embedded.exported import DEFAULT_REGION, HOST
 from jobcontroller.errors import ConfigError, RealAWSBlocked
 
 __all__ = [
@@ -41,20 +42,12 @@ __all__ = [
     "start_embedded",
 ]
 
-DEFAULT_REGION = "us-east-1"
-_DUMMY_SECRET = "testing"
-_HOST = "127.0.0.1"
 
 _log = logging.getLogger(__name__)
 
 # One lock for the whole process, not one per server: moto's backends are process-global,
 # so two servers in one process must still take turns.
 _ONE_AT_A_TIME = threading.Lock()
-
-# Variables that would send boto3 somewhere else or pick up a learner's real identity.
-# https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
-_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-_REMOVED_PREFIX = "AWS_ENDPOINT_URL_"
 
 
 class _OneAtATime:
@@ -97,7 +90,7 @@ def _build_server(port: int, *, threaded: bool) -> Any:
             _log.debug(message, *args)
 
     server = make_server(
-        _HOST,
+        HOST,
         port,
         _OneAtATime(DomainDispatcherApplication(create_backend_app)),
         threaded=threaded,
@@ -214,7 +207,7 @@ class EmbeddedAWS:
         )
         self._thread.start()
         self._server = server
-        self._endpoint_url = f"http://{_HOST}:{server.socket.getsockname()[1]}"
+        self._endpoint_url = f"http://{HOST}:{server.socket.getsockname()[1]}"
         self._export_environment()
         _install_guard()
         return self
@@ -240,30 +233,13 @@ class EmbeddedAWS:
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3, a child process or the AWS CLI at this backend."""
-        endpoint_url = self.endpoint_url
         assert self._empty_config is not None
-        empty = self._empty_config.name
-        return {
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_ACCESS_KEY_ID": _DUMMY_SECRET,
-            "AWS_SECRET_ACCESS_KEY": _DUMMY_SECRET,
-            "AWS_SESSION_TOKEN": _DUMMY_SECRET,
-            "AWS_DEFAULT_REGION": self._region,
-            "AWS_REGION": self._region,
-            # Empty files, so a learner's real profile and its settings are never read.
-            "AWS_CONFIG_FILE": os.path.join(empty, "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(empty, "credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        return exported.environment(self.endpoint_url, self._region, self._empty_config.name)
 
     def session(self) -> boto3.session.Session:
         """A boto3 session with the dummy credentials and this backend's region."""
-        return boto3.session.Session(
-            aws_access_key_id=_DUMMY_SECRET,
-            aws_secret_access_key=_DUMMY_SECRET,
-            aws_session_token=_DUMMY_SECRET,
-            region_name=self._region,
-        )
+        result: boto3.session.Session = exported.session(self._region)
+        return result
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for `service` bound to this backend's endpoint."""
@@ -281,37 +257,15 @@ class EmbeddedAWS:
 
     def _export_environment(self) -> None:
         self._empty_config = tempfile.TemporaryDirectory(prefix="jobcontroller-aws-")
-        for name in ("config", "credentials"):
-            open(os.path.join(self._empty_config.name, name), "w").close()
-        exported = self.environment()
-        removed = [*_REMOVED, *(k for k in os.environ if k.startswith(_REMOVED_PREFIX))]
-        no_proxy = {k: _with_loopback(os.environ.get(k)) for k in ("NO_PROXY", "no_proxy")}
-        touched = [*exported, *removed, *no_proxy]
-        self._saved_env = {k: os.environ.get(k) for k in touched}
-        for key in removed:
-            os.environ.pop(key, None)
-        # A proxy from the environment would otherwise be asked to reach our loopback port.
-        os.environ.update(no_proxy)
-        os.environ.update(exported)
-        # boto3's default session caches credentials and config files: rebuild it from these.
-        boto3.DEFAULT_SESSION = None
+        exported.empty_config(self._empty_config.name)
+        self._saved_env = exported.export(self.environment())
 
     def _restore_environment(self) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        exported.restore(self._saved_env)
         self._saved_env = {}
-        boto3.DEFAULT_SESSION = None
         if self._empty_config is not None:
             self._empty_config.cleanup()
             self._empty_config = None
-
-
-def _with_loopback(no_proxy: str | None) -> str:
-    entries = [e for e in (no_proxy or "").split(",") if e]
-    return ",".join([*entries, *(h for h in (_HOST, "localhost") if h not in entries)])
 
 
 _embedded: EmbeddedAWS | None = None

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import atexit
-import os
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -15,24 +13,18 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from jobcontroller.embedded import exported
+from jobcontroller.embedded.exported import DEFAULT_REGION, HOST
 from jobcontroller.errors import ConfigError
 
 from .install import _JAR, _LIB, DynamoDBLocalFailed, find_engine, find_java
 
 __all__ = ["DEFAULT_REGION", "DynamoDBLocal", "start_dynamodb_local"]
 
-DEFAULT_REGION = "us-east-1"
-_HOST = "127.0.0.1"
-_DUMMY_SECRET = "testing"
-# Variables that would send boto3 somewhere else or pick up a learner's real identity.
-# https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
-_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-_REMOVED_PREFIX = "AWS_ENDPOINT_URL_"
-
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((_HOST, 0))
+        probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
 
 
@@ -115,9 +107,8 @@ class DynamoDBLocal:
         self.start_seconds = time.monotonic() - started
         if self._export:
             assert self._scratch is not None
-            for name in ("config", "credentials"):
-                open(os.path.join(self._scratch.name, name), "w").close()
-            self._saved_env = _export(self.environment())
+            exported.empty_config(self._scratch.name)
+            self._saved_env = exported.export(self.environment())
         return self
 
     def _launch(self, java: str, engine: Path, *, deadline: float) -> None:
@@ -148,7 +139,7 @@ class DynamoDBLocal:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
             )
-            self._endpoint_url = f"http://{_HOST}:{port}"
+            self._endpoint_url = f"http://{HOST}:{port}"
             atexit.register(self._kill)
             try:
                 self._wait_until_ready(deadline)
@@ -163,7 +154,7 @@ class DynamoDBLocal:
         if self._process is None:
             return
         if self._export:
-            _restore(self._saved_env)
+            exported.restore(self._saved_env)
             self._saved_env = {}
         self._kill()
         self._forget_scratch()
@@ -177,31 +168,12 @@ class DynamoDBLocal:
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3, a child process or the AWS CLI at this engine."""
-        endpoint_url = self.endpoint_url
         assert self._scratch is not None
-        return {
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_ACCESS_KEY_ID": _DUMMY_SECRET,
-            "AWS_SECRET_ACCESS_KEY": _DUMMY_SECRET,
-            "AWS_SESSION_TOKEN": _DUMMY_SECRET,
-            "AWS_DEFAULT_REGION": self._region,
-            "AWS_REGION": self._region,
-            # Empty files, so a learner's real profile and its settings are never read.
-            "AWS_CONFIG_FILE": os.path.join(self._scratch.name, "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self._scratch.name, "credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        return exported.environment(self.endpoint_url, self._region, self._scratch.name)
 
     def session(self) -> Any:
         """A boto3 session with the dummy credentials and this engine's region."""
-        import boto3
-
-        return boto3.session.Session(
-            aws_access_key_id=_DUMMY_SECRET,
-            aws_secret_access_key=_DUMMY_SECRET,
-            aws_session_token=_DUMMY_SECRET,
-            region_name=self._region,
-        )
+        return exported.session(self._region)
 
     def client(self, service: str = "dynamodb", **kwargs: Any) -> Any:
         """A boto3 client bound to this engine (it serves DynamoDB only)."""
@@ -272,41 +244,6 @@ class DynamoDBLocal:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def _export(exported: dict[str, str]) -> dict[str, str | None]:
-    """Set `exported`, drop what would redirect boto3, and return what to restore."""
-    removed = [*_REMOVED, *(k for k in os.environ if k.startswith(_REMOVED_PREFIX))]
-    # A proxy from the environment would otherwise be asked to reach our loopback port.
-    no_proxy = {k: _with_loopback(os.environ.get(k)) for k in ("NO_PROXY", "no_proxy")}
-    saved = {k: os.environ.get(k) for k in [*exported, *removed, *no_proxy]}
-    for key in removed:
-        os.environ.pop(key, None)
-    os.environ.update(no_proxy)
-    os.environ.update(exported)
-    _forget_boto3_default_session()
-    return saved
-
-
-def _restore(saved: dict[str, str | None]) -> None:
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    _forget_boto3_default_session()
-
-
-def _forget_boto3_default_session() -> None:
-    # boto3's default session caches credentials and config: rebuild it from the environment.
-    boto3 = sys.modules.get("boto3")
-    if boto3 is not None:
-        setattr(boto3, "DEFAULT_SESSION", None)  # noqa: B010 - a module found at run time
-
-
-def _with_loopback(no_proxy: str | None) -> str:
-    entries = [e for e in (no_proxy or "").split(",") if e]
-    return ",".join([*entries, *(h for h in (_HOST, "localhost") if h not in entries)])
 
 
 _engine: DynamoDBLocal | None = None
