@@ -13,7 +13,7 @@ or wrote, by the rules DynamoDB publishes:
   https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-capacity-handling);
 - a conditional write whose condition fails still consumes write units: by the size of the
   existing item, or 1 when there is none
-  (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html).
+  (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate).
 """
 
 from __future__ import annotations
