@@ -284,7 +284,7 @@ def _wedged(ran_at: list[tuple[int, bool]], slots: int, succeeded: Counter[int])
 
 def _sizes(client: MeteredClient) -> dict[str, int]:
     """The largest item each design left in each of its tables, in bytes as billed."""
-    from benchmarks.capacity import item_size
+    from jobcontroller.embedded.capacity import item_size
 
     sizes: dict[str, int] = {}
     for table, data in client.inner._tables.items():

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from benchmarks.capacity import item_size, read_units, write_units
+from jobcontroller.embedded.capacity import item_size, read_units, write_units
 
 __all__ = ["MeteredClient", "Request", "Tape"]
 

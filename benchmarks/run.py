@@ -24,11 +24,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.capacity import PRICES, Prices
 from benchmarks.contenders import CONTENDERS, Contender
 from benchmarks.day import PATHS, DayResult, PathCost, plan_day, run_day
 from benchmarks.probes import IMPORTS, Contention, cold_imports, contention, zip_size
 from benchmarks.variants import HistoryAfterCommit, HistoryInItem
+from jobcontroller.embedded.capacity import PRICES, Prices
 
 __all__ = ["DESIGNS", "HOURS_PER_MONTH", "main", "monthly", "render"]
 

@@ -13,13 +13,20 @@ from decimal import Decimal
 
 import pytest
 
-from benchmarks.capacity import PRICES, Prices, attribute_size, item_size, read_units, write_units
 from benchmarks.contenders import CONTENDERS, PowertoolsDesign
 from benchmarks.day import plan_day, run_day
 from benchmarks.meter import MeteredClient
 from benchmarks.run import HOURS_PER_MONTH, monthly, render
 from benchmarks.variants import HistoryAfterCommit, HistoryInItem
 from jobcontroller.clock import ManualClock
+from jobcontroller.embedded.capacity import (
+    PRICES,
+    Prices,
+    attribute_size,
+    item_size,
+    read_units,
+    write_units,
+)
 from jobcontroller.embedded.memory import MemoryDynamoDB
 
 KB = 1024

@@ -1,8 +1,8 @@
 """What DynamoDB bills for a request, computed from the items it touched, and what that costs.
 
 moto's `ConsumedCapacity` does not follow DynamoDB's rules (and the in-memory stand-in reports
-none), so the benchmark computes capacity units itself from the real items each request read
-or wrote, by the rules DynamoDB publishes:
+none), so `benchmarks/` and the course compute capacity units here, from the real items each
+request read or wrote, by the rules DynamoDB publishes:
 
 - item size = the UTF-8 bytes of every attribute name + the size of its value
   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html);
@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import TypeSerializer
+
 __all__ = [
     "PRICES",
     "Prices",
     "attribute_size",
     "item_size",
+    "plain_item_size",
     "read_units",
     "write_units",
 ]
@@ -73,6 +76,14 @@ def item_size(item: dict[str, Any] | None) -> int:
     if not item:
         return 0
     return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def plain_item_size(item: dict[str, Any] | None) -> int:
+    """The size of an item given as plain Python values (as `JobState.to_item()` returns it)."""
+    if not item:
+        return 0
+    serializer = TypeSerializer()
+    return item_size({name: serializer.serialize(value) for name, value in item.items()})
 
 
 def read_units(size: int, *, consistent: bool) -> float:
