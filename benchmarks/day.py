@@ -270,7 +270,7 @@ def run_day(design: Contender, waves: list[list[Delivery]]) -> DayResult:
         double_runs=sum(n - 1 for n in succeeded.values() if n > 1),
         missed=sum(1 for s in range(slots) if succeeded[s] == 0),
         wedged=_wedged(ran_at, slots, succeeded),
-        item_sizes=_sizes(client),
+        item_sizes=dict(client.largest),
     )
 
 
@@ -280,16 +280,3 @@ def _wedged(ran_at: list[tuple[int, bool]], slots: int, succeeded: Counter[int])
     if last_crash is None or any(ok for s, ok in ran_at if s >= last_crash):
         return 0
     return sum(1 for s in range(last_crash, slots) if succeeded[s] == 0)
-
-
-def _sizes(client: MeteredClient) -> dict[str, int]:
-    """The largest item each design left in each of its tables, in bytes as billed."""
-    from jobcontroller.embedded.capacity import item_size
-
-    sizes: dict[str, int] = {}
-    for table, data in client.inner._tables.items():
-        for item in data["items"].values():
-            kind = item.get("SK", {}).get("S", "item").split("#")[0]
-            name = f"{table}/{kind}"
-            sizes[name] = max(sizes.get(name, 0), item_size(item))
-    return sizes

@@ -73,6 +73,9 @@ class MeteredClient:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._keys: dict[str, list[str]] = {}
+        # The largest item written, by table and kind (a sort key's prefix, as "STATE" or
+        # "RUN"): what the designs store, in bytes as billed.
+        self.largest: dict[str, int] = {}
 
     # --- tapes ----------------------------------------------------------------------------
 
@@ -130,6 +133,9 @@ class MeteredClient:
             self._record(Request(_operation(name), 0, sum(units), False, tuple(before)))
             raise
         after = [item_size(self._peek(table, key)) for table, key in parts]
+        for (table, key), size in zip(parts, after, strict=True):
+            kind = f"{table}/{key.get('SK', {}).get('S', 'item').split('#')[0]}"
+            self.largest[kind] = max(self.largest.get(kind, 0), size)
         sizes = tuple(max(b, a) for b, a in zip(before, after, strict=True))
         transactional = name == "transact_write_items"
         units = [

@@ -82,14 +82,17 @@ def contention(design: Contender, *, triggers: int = 64, repeats: int = 5) -> Co
 
 
 def _import_seconds(statement: str) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    # CPU time, not wall time: on a shared machine the wall clock also counts the wait for a
+    # core (measured here: a bare `import boto3` took 443-825 ms of wall time at a load of 10
+    # on 2 cores, and 135-143 ms of CPU time).
+    code = f"import time; t = time.process_time(); {statement}; print(time.process_time() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout)
 
 
 def cold_imports(*, repeats: int = 15) -> dict[str, float]:
-    """Median seconds to import each of IMPORTS in a fresh interpreter, interleaved so that
-    the machine's noise falls on all of them alike."""
+    """Median CPU seconds to import each of IMPORTS in a fresh interpreter, interleaved so
+    that the machine's noise falls on all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in IMPORTS}
     for _ in range(repeats):
         for name, statement in IMPORTS.items():

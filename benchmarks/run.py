@@ -130,7 +130,7 @@ def render(
             seconds = imports[IMPORT_OF.get(r.design, "boto3")]
             return f"{seconds * 1000:.0f} ({seconds / boto3:.2f}x)"
 
-        rows.append(("cold import ms (x boto3)", cold))
+        rows.append(("cold import CPU ms (x boto3)", cold))
     if zip_bytes is not None:
         in_zip = {name for name, module in IMPORT_OF.items() if module == "handler"}
         rows.append(("Lambda zip bytes", lambda r: str(zip_bytes) if r.design in in_zip else "-"))
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"million RRU ({PRICES.source}); a month = {HOURS_PER_MONTH} h; storage not counted."
     )
     print(
-        "Cold imports: median of "
+        "Cold imports: CPU time, median of "
         f"{3 if args.quick else 15} fresh interpreters each: "
         + ", ".join(f"{k} = `{v}`" for k, v in IMPORTS.items())
     )
