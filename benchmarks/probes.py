@@ -6,6 +6,7 @@ never asserted, and never shown in a notebook.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from jobcontroller.clock import ManualClock
 from jobcontroller.embedded.designs import START
 
 __all__ = ["Contention", "cold_imports", "contention", "zip_size"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 IMPORTS = {
     "boto3": "import boto3",
@@ -86,7 +89,15 @@ def _import_seconds(statement: str) -> float:
     # core (measured here: a bare `import boto3` took 443-825 ms of wall time at a load of 10
     # on 2 cores, and 135-143 ms of CPU time).
     code = f"import time; t = time.process_time(); {statement}; print(time.process_time() - t)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # The child imports this checkout's package, as the parent does, not an installed copy.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )
     return float(out.stdout)
 
 
