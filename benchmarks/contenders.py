@@ -18,7 +18,7 @@ import contextlib
 import types
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -133,14 +133,15 @@ class PowertoolsDesign(Contender):
 
         shim = types.SimpleNamespace(datetime=_Now, timedelta=timedelta)
         modules = (base, pbase, datarecord, dynamodb)
-        saved = [m.dt for m in modules]
+        # `dt` is each module's own import of datetime, not part of its typed interface.
+        saved = [getattr(m, "dt") for m in modules]  # noqa: B009
         for module in modules:
-            module.dt = shim  # type: ignore[assignment]
+            setattr(module, "dt", shim)  # noqa: B010
         try:
             yield
         finally:
             for module, original in zip(modules, saved, strict=True):
-                module.dt = original
+                setattr(module, "dt", original)  # noqa: B010
 
     def invoke(self, env: Env, trigger: Trigger) -> InvocationResult:
         from aws_lambda_powertools.utilities.idempotency import (
@@ -154,7 +155,7 @@ class PowertoolsDesign(Contender):
 
         persistence = DynamoDBPersistenceLayer(table_name=self.TABLE, boto3_client=env.client)
         config = IdempotencyConfig(event_key_jmespath="slot", raise_on_no_idempotency_key=True)
-        config.register_lambda_context(_LambdaContext(LAMBDA_TIMEOUT_MS))
+        config.register_lambda_context(cast(Any, _LambdaContext(LAMBDA_TIMEOUT_MS)))
         ran: list[str] = []
 
         def hourly_job(event: dict[str, Any]) -> dict[str, Any]:

@@ -116,8 +116,8 @@ class MeteredClient:
             response = target(**params)
             items = [response["Item"]] if "Item" in response else response.get("Items", [])
             size = sum(item_size(i) for i in items)
-            units = read_units(size, consistent=bool(params.get("ConsistentRead")))
-            self._record(Request(_operation(name), units, 0, True, (size,)))
+            read = read_units(size, consistent=bool(params.get("ConsistentRead")))
+            self._record(Request(_operation(name), read, 0, True, (size,)))
             return response
         parts = [(t, self.key_of(t, k)) for t, k in _parts(name, params)]
         before = [item_size(self._peek(table, key)) for table, key in parts]

@@ -59,6 +59,10 @@ def contention(design: Contender, *, triggers: int = 64, repeats: int = 5) -> Co
         clock = ManualClock(START + timedelta(seconds=5))
         wave = [Delivery(0, clock.now())] * triggers
         began: list[float] = []
+
+        def released(began: list[float] = began) -> None:
+            began.append(time.perf_counter())
+
         with design.clocked(clock):
             done = deliver_wave(
                 design,
@@ -66,7 +70,7 @@ def contention(design: Contender, *, triggers: int = 64, repeats: int = 5) -> Co
                 make_env_factory(client, clock),
                 client,
                 lockstep=False,
-                released=lambda began=began: began.append(time.perf_counter()),
+                released=released,
             )
         took.append((time.perf_counter() - began[0]) * 1000)
         losers = [i for i in done if not i.worked]

@@ -16,6 +16,7 @@ the items really written (`benchmarks.capacity`). Prints one table; its rows:
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -68,6 +69,10 @@ def _path_cell(cost: PathCost) -> str:
     )
 
 
+def _path_row(path: str, result: DayResult) -> str:
+    return _path_cell(result.paths[path])
+
+
 def _dollars(value: Decimal) -> str:
     if value >= 100:
         return f"${value:,.0f}"
@@ -85,7 +90,7 @@ def render(
     """The one table: a column per design, a row per measurement."""
     rows: list[tuple[str, Callable[[DayResult], str]]] = []
     for path in PATHS:
-        rows.append((f"{path}: n: req / RRU / WRU each", lambda r, p=path: _path_cell(r.paths[p])))
+        rows.append((f"{path}: n: req / RRU / WRU each", functools.partial(_path_row, path)))
     rows += [
         ("day: requests", lambda r: str(r.requests)),
         ("day: read units (RRU)", lambda r: _units(r.read_units)),
