@@ -47,10 +47,12 @@ __all__ = [
 DEFAULT_PREFIX = "learner"
 
 # What the environment table and Course's repr show. The two local labels are the only text
-# that differs between the backends' stored outputs; notebooks/sanitize.cfg names them.
+# that differs between the backends' stored outputs; notebooks/sanitize.cfg names them. Both
+# are shorter than the course clock's 20 characters, so the environment table's text column
+# is as wide on either backend (a longer label would widen it and move every ruler).
 LABELS: dict[Backend, str] = {
-    EMBEDDED: "embedded (moto on loopback)",
-    DYNAMODB_LOCAL: "DynamoDB Local (on loopback)",
+    EMBEDDED: "embedded (moto)",
+    DYNAMODB_LOCAL: "DynamoDB Local",
     AWS: "real AWS",
 }
 
