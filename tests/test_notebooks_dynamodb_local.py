@@ -60,7 +60,7 @@ def nbval_on_dynamodb_local(*notebooks: Path, cwd: Path) -> subprocess.Completed
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_notebooks_00_to_05_match_their_stored_outputs_on_dynamodb_local(tmp_path):
+def test_notebooks_00_to_05_match_their_stored_outputs_on_dynamodb_local():
     """Every cell of 00-05 gives, on DynamoDB Local, the output stored from the embedded one."""
     run = nbval_on_dynamodb_local(*(NOTEBOOKS / name for name in ON_DYNAMODB_LOCAL), cwd=ROOT)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
