@@ -222,8 +222,8 @@ def _fresh_environment(venv: Path, *resolution: str) -> Path:
 def course(args: list[str]) -> int:
     """JupyterLab on notebooks/ (the notebooks default to the embedded backend)."""
     python = ensure_environment()
-    # The notebooks start the embedded backend themselves; only JOBCONTROLLER_REAL_AWS=1
-    # (with a confirmed account id) points them at real AWS.
+    # The notebooks start their backend themselves: JOBCONTROLLER_BACKEND chooses it
+    # (embedded by default, dynamodb-local, or aws with a confirmed account id).
     extra = []
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
         # Containers and workshop VMs often run as root, where JupyterLab refuses to start.

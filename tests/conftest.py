@@ -21,6 +21,14 @@ def aws() -> Iterator[EmbeddedAWS]:
 
 
 @pytest.fixture(autouse=True)
+def no_backend_choice_from_the_shell(monkeypatch):
+    """Each test talks to the backend it sets up: a JOBCONTROLLER_BACKEND (or the old
+    JOBCONTROLLER_REAL_AWS) left in the shell must not send setup() elsewhere."""
+    monkeypatch.delenv("JOBCONTROLLER_BACKEND", raising=False)
+    monkeypatch.delenv("JOBCONTROLLER_REAL_AWS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def realism() -> Iterator[Realism]:
     """The AWS realism layer every embedded Target gets, on virtual time: AWS's delays pass
     only when the code under test waits for them, so nothing sleeps for real."""

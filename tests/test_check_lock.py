@@ -180,8 +180,13 @@ def test_the_revealed_solution_pasted_into_notebook_02_passes(check, capsys):
     assert check(scope["my_acquire"]).ok
 
 
-def test_the_checker_never_runs_in_an_aws_account(check, monkeypatch):
-    """With the real-AWS opt-in set, the checker refuses before sending anything."""
-    monkeypatch.setenv("JOBCONTROLLER_REAL_AWS", "1")
-    with pytest.raises(RuntimeError, match="embedded backend only"):
+@pytest.mark.parametrize(
+    ("variable", "value"), [("JOBCONTROLLER_BACKEND", "aws"), ("JOBCONTROLLER_REAL_AWS", "1")]
+)
+def test_the_checker_never_runs_in_an_aws_account(check, monkeypatch, variable, value):
+    """With either spelling of the real-AWS opt-in, the checker refuses before sending anything."""
+    from jobcontroller.errors import ConfigError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match="on this machine only"):
         check(solution_acquire)

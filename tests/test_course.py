@@ -300,7 +300,7 @@ def test_completion_anchored_cooldown_skips_every_other_hour(course):
 def test_environment_check_is_stable(course):
     """The environment table names the backend and has no versions or ports."""
     rows = dict(course.environment().rows)
-    assert rows["backend"] == "embedded (moto on loopback)"
+    assert rows["backend"] == "embedded (moto)"
     assert rows["boto3 (AWS SDK)"] == "ok"
     assert "127.0.0.1" not in course.environment().text()
 

@@ -94,11 +94,12 @@ def test_embedded_backend_needs_no_opt_in(fresh_aws):
     assert said == [f"Target: embedded backend (moto): account {ACCOUNT}, region {REGION}"]
 
 
-def test_real_aws_without_the_environment_variable_is_refused_before_any_call():
-    """Without JOBCONTROLLER_REAL_AWS=1 real AWS is refused before even STS is called."""
+@pytest.mark.parametrize("env", [{}, {"JOBCONTROLLER_BACKEND": "dynamodb-local"}], ids=str)
+def test_real_aws_without_the_environment_variable_is_refused_before_any_call(env):
+    """Unless the backend chosen is aws, real AWS is refused before even STS is called."""
     session = _RealLookingSession()
-    with pytest.raises(RealAWSNotConfirmed, match="JOBCONTROLLER_REAL_AWS"):
-        naming.connect(session, env={}, confirm="111122223333", say=None)
+    with pytest.raises(RealAWSNotConfirmed, match=r"JOBCONTROLLER_BACKEND=aws.*REAL_AWS=1"):
+        naming.connect(session, env=env, confirm="111122223333", say=None)
     assert session.sts_calls == 0
 
 
@@ -117,11 +118,14 @@ def test_real_aws_without_the_matching_account_is_refused_after_showing_it(confi
     assert "REAL AWS: account 111122223333, region eu-west-1" in said[0]
 
 
-def test_real_aws_with_both_opt_ins_gives_a_real_target():
-    """The variable plus confirm=<account id> gives a Target marked as real AWS."""
+@pytest.mark.parametrize(
+    "opt_in", [{"JOBCONTROLLER_REAL_AWS": "1"}, {"JOBCONTROLLER_BACKEND": "aws"}], ids=str
+)
+def test_real_aws_with_both_opt_ins_gives_a_real_target(opt_in):
+    """Either spelling of the variable plus confirm=<account id> gives a real-AWS Target."""
     target = naming.connect(
         _RealLookingSession(),
-        env={"JOBCONTROLLER_REAL_AWS": "1"},
+        env=opt_in,
         confirm="111122223333",
         say=None,
     )

@@ -6,8 +6,9 @@ that takes the lock only if the item is still IDLE at the `version` that was rea
 returns True when it did, False when DynamoDB refused the condition. `key` is the item's key
 in DynamoDB's typed form and `now` a UTC timestamp string.
 
-The checker works on its own table (`lock_check`) on the embedded backend, which serves one
-request at a time, so each conditional write is atomic as it is in DynamoDB. In order:
+The checker works on its own table (`lock_check`) on the local backend (`course.backend`):
+the embedded one serves one request at a time and DynamoDB Local is Amazon's engine, so on
+both each conditional write is atomic as it is in DynamoDB. In order:
 
 1. one call on an IDLE item: True, and the item says RUNNING, names the run, version + 1;
 2. a race: 32 threads that read the same item call `fn` at once: exactly one True;
@@ -22,7 +23,6 @@ Course tooling only: the Lambda never imports this module.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -32,6 +32,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from jobcontroller.course.backend import connect_local
 from jobcontroller.course.sent import SentRequest, capture
 from jobcontroller.store import ControlStore
 
@@ -401,21 +402,14 @@ def check_lock(fn: LockFn, *, dynamodb: Any = None) -> LockReport:
     """Run `fn(dynamodb, table, key, version, run_id, now)` through the lock's checks.
 
     It stops at the first check that fails and explains it; when all pass it says what a
-    lock without a lease still cannot do. It runs on the embedded backend only (it races
-    threads and drops its own table), never in an AWS account.
+    lock without a lease still cannot do. It runs on a local backend only (it races
+    threads and drops its own table), never in an AWS account (ConfigError there).
     """
-    if os.environ.get("JOBCONTROLLER_REAL_AWS") == "1":
-        raise RuntimeError(
-            "check_lock runs on the embedded backend only (it races threads and drops its own "
-            "table): start this notebook without JOBCONTROLLER_REAL_AWS=1 to use it."
-        )
+    # It races threads and drops its own table: never in an AWS account.
+    local = connect_local(purpose="check_lock (it races threads and drops its own table)")
     if dynamodb is None:
-        from jobcontroller.embedded.server import start_embedded
-
         # One connection per racing thread, so none waits for another's socket.
-        dynamodb = start_embedded().client(
-            "dynamodb", config=Config(max_pool_connections=RACERS + 4)
-        )
+        dynamodb = local.client("dynamodb", config=Config(max_pool_connections=RACERS + 4))
     store = ControlStore(_TABLE, client=dynamodb)
     store.create_table()
     passed: list[str] = []

@@ -1,6 +1,6 @@
 """The notebooks' one-call set-up, and the `Course` handle every cell uses.
 
-`setup()` connects to the backend (the embedded one unless real AWS is opted into), makes
+`setup()` connects to the backend JOBCONTROLLER_BACKEND chooses (`course.backend`), makes
 sure the table and the job exist, and returns a `Course`: the store, a `ManualClock`, fixed
 run ids, a request counter and helpers that print the control item the same way on every
 run. Everything a notebook does lives here or in the core modules, so a notebook cell stays
@@ -13,7 +13,6 @@ Course tooling only: the Lambda never imports this module.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.controller import InvocationResult, JobController
 from jobcontroller.course import counterexamples, forced, races
+from jobcontroller.course.backend import DEFAULT_PREFIX, NEVER_EXPIRES, connect, prefixed_table
 from jobcontroller.course.display import (
     LOCK_FIELDS,
     SEED_FIELDS,
@@ -39,10 +39,20 @@ from jobcontroller.course.display import (
 )
 from jobcontroller.course.forced import ContenderRecord, RaceReport
 from jobcontroller.model import Drill, JobConfig, JobState, Trigger, format_ts, job_key
+from jobcontroller.ops.backend import (
+    AWS,
+    BACKEND_ENV,
+    EMBEDDED,
+    REAL_AWS_ENV,
+    Backend,
+    chosen_backend,
+)
+from jobcontroller.ops.naming import Names
 from jobcontroller.store import ControlStore, RunRecord, seed_card_lock
 from jobcontroller.workload import Workload, WorkloadContext, placeholder
 
 __all__ = [
+    "BACKEND_VARIABLE",
     "LOCK_FIELDS",
     "REAL_AWS_VARIABLE",
     "SEED_FIELDS",
@@ -62,7 +72,8 @@ __all__ = [
     "show_state",
 ]
 
-REAL_AWS_VARIABLE = "JOBCONTROLLER_REAL_AWS"
+BACKEND_VARIABLE = BACKEND_ENV
+REAL_AWS_VARIABLE = REAL_AWS_ENV
 
 
 # --- the course ------------------------------------------------------------------------------
@@ -94,8 +105,9 @@ class Course:
         start: datetime,
         config: JobConfig,
         backend: str,
-        aws: Any = None,
         workload_seconds: float = 1.0,
+        kind: Backend = EMBEDDED,
+        tags: dict[str, str] | None = None,
     ) -> None:
         job_key(job)
         self.store = store
@@ -104,7 +116,7 @@ class Course:
         self.start = start
         self.config = config
         self.backend = backend
-        self.aws = aws
+        self.kind, self.tags = kind, tags
         self.workload_seconds = workload_seconds
         self.requests = RequestCounter(store.client)
         self.clock = ManualClock(start)
@@ -118,7 +130,7 @@ class Course:
 
     def create(self) -> tuple[bool, bool]:
         """Create the table and the job's IDLE item if missing: (table created, job created)."""
-        table_created = self.store.create_table()
+        table_created = self.store.create_table(tags=self.tags)
         job_created = self.store.init_job(self.job, now=self.start)
         return table_created, job_created
 
@@ -157,9 +169,8 @@ class Course:
 
     @property
     def history_clock(self) -> Clock:
-        """What stamps run history's TTL: the course's clock on the embedded backend (moto never
-        expires items; outputs stay fixed), real time on real AWS."""
-        return self.clock if self.aws is not None else SystemClock()
+        """What stamps run history's TTL: the course's clock where items never expire."""
+        return self.clock if self.kind in NEVER_EXPIRES else SystemClock()
 
     def controller(self, **overrides: Any) -> JobController:
         """A JobController on this course's store, clock, config and run ids."""
@@ -368,44 +379,47 @@ def setup(
     drop_table: bool = False,
     workload_seconds: float = 1.0,
     confirm_account: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
 ) -> Course:
     """Connect, make sure the table and job exist, and return the notebook's `Course`.
 
     - `create=False` only connects: it creates nothing and deletes nothing.
-    - `drop_table=True` first deletes the table on the embedded backend, so a notebook that
+    - `drop_table=True` first deletes the table on a local backend, so a notebook that
       creates the table itself (01) starts from nothing on every run. It never deletes a
       table in an AWS account: there it is ignored.
     - `fresh=True` (the default) resets the job to IDLE and rewinds the clock and ids.
 
-    The embedded backend is used unless the environment sets JOBCONTROLLER_REAL_AWS=1. Then,
-    as in notebooks 06-08, the account, region and identity are shown first and nothing is
-    done until `confirm_account` names that account (`RealAWSNotConfirmed` otherwise): the
-    same switch for every notebook, so no table is created or reset in an account nobody
-    looked at.
+    JOBCONTROLLER_BACKEND chooses the backend (`course.backend`): the embedded one by
+    default, Amazon's DynamoDB Local with `dynamodb-local`, an AWS account with `aws` (or
+    the older JOBCONTROLLER_REAL_AWS=1). On AWS, as in notebooks 06-08, the account, region
+    and identity are shown first and nothing is done until `confirm_account` names that
+    account (`RealAWSNotConfirmed` otherwise), and the table is `<prefix>-<table>`, tagged
+    with the prefix, so that a shared account's participants never share a table and 08's
+    cleanup finds it.
     """
-    if os.environ.get(REAL_AWS_VARIABLE) == "1":
-        from jobcontroller.ops.naming import connect
-
-        target = connect(confirm=confirm_account)
-        store = ControlStore(table, session=target.session)
-        backend, aws = "real AWS", None
+    kind = chosen_backend()
+    tags = None
+    if kind == AWS:
+        # Checked before connecting: a bad prefix is refused before any account is touched.
+        table = prefixed_table(table, prefix=prefix, job=job)
+        tags = Names(prefix, job).tags
+    connection = connect(confirm_account=confirm_account)
+    if connection.local is None:
+        store = ControlStore(table, session=connection.session)  # the store's own retries
     else:
-        from jobcontroller.embedded.server import start_embedded
-
-        aws = start_embedded()
-        store = ControlStore(table, client=aws.client("dynamodb"))
-        backend = "embedded (moto on loopback)"
+        store = ControlStore(table, client=connection.client("dynamodb"))
     when = ManualClock(start).now() if isinstance(start, str) else start
     course = Course(
         store,
         job=job,
         start=when,
         config=config or JobConfig(),
-        backend=backend,
-        aws=aws,
+        backend=connection.label,
         workload_seconds=workload_seconds,
+        kind=kind,
+        tags=tags,
     )
-    if drop_table and aws is not None:
+    if drop_table and connection.local is not None:
         store.delete_table()
     if not create:
         return course

@@ -268,8 +268,9 @@ def fresh_dashboard(
         start=course.start,
         config=course.config,
         backend=course.backend,
-        aws=course.aws,
         workload_seconds=course.workload_seconds,
+        kind=course.kind,
+        tags=course.tags,
     )
     own.create()
     own.reset()

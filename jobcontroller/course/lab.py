@@ -1,11 +1,13 @@
 """Notebooks 06-08 in a few calls: one participant's stack, shown step by step, driven
 through a day of its schedule, verified from the stored state, and deleted.
 
-`start()` connects to the embedded backend, or to real AWS when JOBCONTROLLER_REAL_AWS=1
-is set *and* the account id shown is passed back as `confirm` (deploy.connect applies the
-opt-in), and returns a `Lab`. Every display is built from what the AWS APIs report back,
-never from what the deploy module meant to create, and leaves out request ids and creation
-dates, so stored notebook outputs match on every run of the embedded backend.
+`start()` connects to the embedded backend, or to real AWS when JOBCONTROLLER_BACKEND=aws
+(or JOBCONTROLLER_REAL_AWS=1) is set *and* the account id shown is passed back as `confirm`
+(deploy.connect applies the opt-in), and returns a `Lab`; with
+JOBCONTROLLER_BACKEND=dynamodb-local it uses the embedded backend and says so (DynamoDB Local
+serves no Lambda). Every display is built from what the AWS APIs report back, never from what
+the deploy module meant to create, and leaves out request ids and creation dates, so stored
+notebook outputs match on every run of the embedded backend.
 
 `Lab` is the notebooks' one handle; the work is done by its parts, one module per job:
 `lab_views` (what the AWS APIs report back), `lab_day` (driving a day of the schedule),
@@ -17,7 +19,6 @@ Course tooling only: the Lambda never imports this module.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from typing import Literal
 
 from jobcontroller.clock import Clock, ManualClock, SequentialIds, SystemClock
 from jobcontroller.course import lab_day, lab_proof
+from jobcontroller.course.backend import DEFAULT_PREFIX, LABELS, lab_backend
 from jobcontroller.course.core import Course
 from jobcontroller.course.dashboard import Dashboard, Snapshot
 from jobcontroller.course.display import SEED_FIELDS, Table, cell, show_state
@@ -46,6 +48,7 @@ from jobcontroller.course.lablogs import (
 )
 from jobcontroller.model import JobConfig, JobState
 from jobcontroller.ops import deploy as _deploy
+from jobcontroller.ops.backend import AWS, EMBEDDED
 from jobcontroller.ops.driver import ScheduleDriver
 from jobcontroller.ops.invocation import FunctionRunner
 from jobcontroller.ops.packaging import build_zip
@@ -66,7 +69,6 @@ __all__ = [
     "start",
 ]
 
-DEFAULT_PREFIX = "learner"
 _DEPLOYED_AT = COURSE_DAY - timedelta(minutes=5)
 
 
@@ -302,7 +304,8 @@ class Lab:
             config=JobConfig(
                 interval_seconds=int(self.deployed_stack.job_config().interval.total_seconds())
             ),
-            backend="embedded (moto on loopback)" if self.embedded else "real AWS",
+            backend=LABELS[EMBEDDED if self.embedded else AWS],
+            kind=EMBEDDED if self.embedded else AWS,
         )
         return Dashboard(course)
 
@@ -327,13 +330,15 @@ def start(
 ) -> Lab:
     """Connect and return the notebook's Lab, with the stack as the notebook needs it.
 
-    The embedded backend is used unless the environment sets JOBCONTROLLER_REAL_AWS=1; then
-    the account and region are shown and nothing is changed unless `confirm` is that
-    account id. `stack="empty"` (notebook 06) starts with nothing deployed on the embedded
-    backend; `"deployed"` (07, 08) deploys whatever is missing and starts the job from IDLE.
-    On the embedded backend every start is fresh, so a notebook prints the same every time.
+    The embedded backend is used unless JOBCONTROLLER_BACKEND=aws (or the older
+    JOBCONTROLLER_REAL_AWS=1) is set; then the account and region are shown and nothing is
+    changed unless `confirm` is that account id. With `dynamodb-local` it is the embedded
+    backend too, and `say` is told so (`course.backend.lab_backend`). `stack="empty"`
+    (notebook 06) starts with nothing deployed on the embedded backend; `"deployed"` (07, 08)
+    deploys whatever is missing and starts the job from IDLE. On the embedded backend every
+    start is fresh, so a notebook prints the same every time.
     """
-    if os.environ.get(_deploy.REAL_AWS_ENV) == "1":
+    if lab_backend(say=say) == AWS:
         target = _deploy.connect(confirm=confirm, say=say)
     else:
         from jobcontroller.embedded.server import start_embedded

@@ -107,7 +107,8 @@ def _require_embedded(lab: Lab) -> None:
     if not lab.embedded:
         raise ConfigError(
             "these replays change the stack's retry settings and run on the replay's clock: "
-            "run them on the embedded backend (start Jupyter without JOBCONTROLLER_REAL_AWS)"
+            "run them on the embedded backend (start Jupyter without JOBCONTROLLER_BACKEND=aws "
+            "or JOBCONTROLLER_REAL_AWS)"
         )
 
 

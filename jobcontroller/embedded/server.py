@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_REGION",
     "EmbeddedAWS",
     "RealAWSBlocked",
+    "guard_real_aws",
     "is_loopback",
     "main",
     "start_embedded",
@@ -136,17 +137,29 @@ def _install_guard() -> None:
             def guarded_send(self: URLLib3Session, request: Any) -> Any:
                 host = urllib.parse.urlsplit(request.url).hostname
                 if not is_loopback(host):
+                    # The same words on every local backend (moto, DynamoDB Local): notebook
+                    # 00 shows this error and stores the same output on both.
                     raise RealAWSBlocked(
-                        f"Blocked a request to {host}: the embedded backend is running, so "
-                        "nothing may reach real AWS. Create the client without endpoint_url "
-                        "(or with the embedded one), or stop the embedded backend and opt in "
-                        "to real AWS with JOBCONTROLLER_REAL_AWS=1."
+                        f"Blocked a request to {host}: the course runs on a backend on this "
+                        "machine, so nothing may reach real AWS. Create the client without "
+                        "endpoint_url (or with the local one), or restart with "
+                        "JOBCONTROLLER_BACKEND=aws to opt in to real AWS."
                     )
                 return unguarded(self, request)
 
             _unguarded_send = unguarded
             URLLib3Session.send = guarded_send
         _guard_users += 1
+
+
+def guard_real_aws() -> None:
+    """Refuse every request not for loopback from now until the process ends.
+
+    `EmbeddedAWS` guards while it runs; a course on DynamoDB Local, which has no such guard
+    of its own, calls this once so that a learner's client aimed at real AWS is refused the
+    same way on both local backends.
+    """
+    _install_guard()
 
 
 def _remove_guard() -> None:

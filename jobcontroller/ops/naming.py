@@ -3,9 +3,9 @@
 One prefix per participant derives every resource name (`Names`), and every resource is tagged
 `jobcontroller:prefix=<prefix>`, so teardown can prove that nothing is left. No step runs without
 a `Target`, and `connect` only returns one for real AWS after the explicit opt-in (the environment
-variable JOBCONTROLLER_REAL_AWS=1 *and* the account id passed back as `confirm`), having shown
-the account and region first. The small helpers at the end read AWS's answers for the deploy
-and teardown modules.
+variable JOBCONTROLLER_BACKEND=aws, or the older JOBCONTROLLER_REAL_AWS=1, *and* the account id
+passed back as `confirm`), having shown the account and region first. The small helpers at the
+end read AWS's answers for the deploy and teardown modules.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from jobcontroller.embedded import realism as _realism
 from jobcontroller.embedded.server import is_loopback
 from jobcontroller.errors import ConfigError, JobControllerError, RealAWSNotConfirmed
 from jobcontroller.model import job_key
+from jobcontroller.ops.backend import AWS, BACKEND_ENV, REAL_AWS_ENV, chosen_backend
 
 __all__ = [
     "DEFAULT_JOB",
@@ -39,7 +40,6 @@ __all__ = [
     "schedule_group_arn",
 ]
 
-REAL_AWS_ENV = "JOBCONTROLLER_REAL_AWS"
 TAG_KEY = "jobcontroller:prefix"
 DEFAULT_JOB = "hourly_processor"
 
@@ -216,7 +216,8 @@ def connect(
     """Check where `session` points and return a Target; real AWS needs the explicit opt-in.
 
     The embedded backend (an endpoint on loopback) needs nothing. Real AWS needs
-    JOBCONTROLLER_REAL_AWS=1 in the environment and `confirm` equal to the account id,
+    JOBCONTROLLER_BACKEND=aws (or JOBCONTROLLER_REAL_AWS=1) in the environment
+    (`ops.backend.chosen_backend`) and `confirm` equal to the account id,
     which this function shows (with the region) before it returns, so nothing is changed
     in an account nobody looked at. On the embedded backend `realism` (default: the
     process's layer, `embedded.realism.default_layer()`; False for moto's instant answers)
@@ -232,11 +233,12 @@ def connect(
         )
     sts = session.client("sts", region_name=region)
     embedded = is_loopback(sts.meta.endpoint_url)
-    if not embedded and env.get(REAL_AWS_ENV) != "1":
+    if not embedded and chosen_backend(env) != AWS:
         raise RealAWSNotConfirmed(
-            f"this would use real AWS (region {region}), and {REAL_AWS_ENV} is not set: "
-            f"export {REAL_AWS_ENV}=1 to opt in, or start the embedded backend "
-            "(jobcontroller.embedded.server.start_embedded()) to stay on this machine"
+            f"this would use real AWS (region {region}), and {BACKEND_ENV} is not {AWS}: "
+            f"export {BACKEND_ENV}={AWS} (or the older {REAL_AWS_ENV}=1) to opt in, or start "
+            "the embedded backend (jobcontroller.embedded.server.start_embedded()) to stay "
+            "on this machine"
         )
     identity = sts.get_caller_identity()
     account = identity["Account"]
