@@ -55,3 +55,16 @@ def test_the_demos_own_source_shows_through(lab):
     table = warm.memory_demo(lab, source)
     assert {row[4] for row in table.rows} == {"1"}
     assert {row[5] for row in table.rows} == {"no"}
+
+
+def test_the_days_environments_change_only_after_the_crash(lab):
+    """A short day's deliveries run in one warm environment until the crash ends its process;
+    the next slot starts the second, which is still warm at the end."""
+    plan = cloud.DayPlan(slots=3, duplicates={"09:00": 1}, late={}, fail=(), crash=("10:00",))
+    rows = warm.show_environments(lab.drive(plan)).rows
+    assert [row[:4] for row in rows] == [
+        ("env-1", "09:00 (cold start)", "09:00 to 10:00", "3"),
+        ("env-2", "11:00 (cold start)", "11:00 to 11:00", "1"),
+    ]
+    assert rows[0][4] == "retired: its process ended in the 10:00 run (crashed)"
+    assert rows[1][4] == "still warm at the end of the day"

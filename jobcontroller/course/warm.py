@@ -26,8 +26,9 @@ from jobcontroller.ops.runner import LocalLambdaRunner
 
 if TYPE_CHECKING:
     from jobcontroller.course.lab import Lab
+    from jobcontroller.course.lab_day import Day
 
-__all__ = ["MEMORY_DEMO", "memory_demo"]
+__all__ = ["MEMORY_DEMO", "memory_demo", "show_environments"]
 
 # The demo's handler: a counter and a list of the slots it has seen, both at module level.
 MEMORY_DEMO = """\
@@ -148,4 +149,35 @@ def memory_demo(lab: Lab, source: str = MEMORY_DEMO) -> Table:
         tuple(rows),
         f"what {name} kept in memory, delivery by delivery",
         (f"the function {name} is deleted again",),
+    )
+
+
+def show_environments(day: Day) -> Table:
+    """The execution environments that served the day's deliveries, in the order they started:
+    which slots each served, and whether it is still warm or its process ended."""
+    served: dict[str, list[Any]] = {}
+    for step in day.steps:
+        if step.environment is not None:
+            served.setdefault(step.environment, []).append(step)
+    rows = []
+    for environment, steps in served.items():
+        last = steps[-1]
+        if last.status in ("crashed", "timeout"):
+            ended = f"retired: its process ended in the {last.slot:%H:%M} run ({last.status})"
+        else:
+            ended = "still warm at the end of the day"
+        rows.append(
+            (
+                environment,
+                f"{steps[0].slot:%H:%M}" + (" (cold start)" if steps[0].cold else ""),
+                f"{steps[0].slot:%H:%M} to {last.slot:%H:%M}",
+                str(len(steps)),
+                ended,
+            )
+        )
+    return Table(
+        ("environment", "started for", "slots served", "deliveries", "then"),
+        tuple(rows),
+        "the execution environments that served the day",
+        () if rows else ("no delivery says which environment served it (real AWS)",),
     )
