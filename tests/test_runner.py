@@ -176,9 +176,10 @@ def test_module_level_state_survives_warm_invocations(probe, target):
 
 def test_without_warm_environments_each_invocation_is_a_fresh_process(target, tmp_path):
     """warm=False starts a new process for every invocation, each one cold."""
-    _create_function(target, _zip({"probe.py": PROBE}), "probe.state")
+    code = _zip({"probe.py": PROBE})  # once: each zip carries the time it was made
+    _create_function(target, code, "probe.state")
     with LocalLambdaRunner(
-        target, "probe", code=_zip({"probe.py": PROBE}), work_dir=tmp_path / "run", warm=False
+        target, "probe", code=code, work_dir=tmp_path / "run", warm=False
     ) as runner:
         first, second = runner.invoke({}), runner.invoke({})
         assert runner.environments() == []
@@ -252,8 +253,9 @@ def test_a_configuration_update_retires_every_environment(probe, target):
 
 def test_close_stops_every_environment(target, tmp_path):
     """close() ends every environment's process and waits for it (no process, no zombie)."""
-    _create_function(target, _zip({"probe.py": PROBE}), "probe.state")
-    runner = LocalLambdaRunner(target, "probe", code=_zip({"probe.py": PROBE}))
+    code = _zip({"probe.py": PROBE})
+    _create_function(target, code, "probe.state")
+    runner = LocalLambdaRunner(target, "probe", code=code)
     pids = [i.result["pid"] for i in runner.invoke_together([{}, {}])]
     runner.close()
     for pid in pids:

@@ -170,6 +170,7 @@ class ExecutionEnvironment:
             ready, how = self._receive(started + INIT_LIMIT_SECONDS + timeout)
             init_ms = _ms_since(started)
             head = _read_log(init_log)
+            init_log.unlink(missing_ok=True)  # later output goes to each invocation's log
             if ready is None:
                 return self._ended(how, cold, started, head, init_ms)
             if not ready.pop("ready", False):  # the handler could not be imported
@@ -285,8 +286,8 @@ class EnvironmentPool:
         """Invocations that arrive at the same moment: each gets its own environment (taken
         before any of them runs), as concurrent requests do on Lambda; answers in order."""
         environments = self._take(spec, len(requests))
-        if not requests:
-            return []
+        if len(requests) <= 1:  # no thread needed
+            return [self._serve(e, r, timeout) for e, r in zip(environments, requests, strict=True)]
         with ThreadPoolExecutor(max_workers=len(requests)) as threads:
             futures = [
                 threads.submit(self._serve, environment, request, timeout)
