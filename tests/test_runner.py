@@ -65,7 +65,7 @@ def state(event, context):
     if event.get("die"):
         os._exit(3)
     time.sleep(event.get("seconds", 0))
-    return {"pid": os.getpid(), "invocations": invocations}
+    return {"pid": os.getpid(), "invocations": invocations, "cwd": os.getcwd()}
 
 def meet(event, context):
     # Returns only once `n` invocations have arrived here: served one after another by a
@@ -190,7 +190,8 @@ def test_without_warm_environments_each_invocation_is_a_fresh_process(target, tm
 
 def test_invocations_that_arrive_together_get_separate_environments(probe, target):
     """Two invocations at once run in two environments: the idle one (warm) and a new one
-    (cold), each with its own module-level state; both wait idle afterwards."""
+    (cold), each with its own module-level state and working directory; both wait idle
+    afterwards."""
     _set_handler(target, "probe.state")
     probe.invoke({})
     warm, cold = probe.invoke_together([{}, {}])
@@ -198,6 +199,7 @@ def test_invocations_that_arrive_together_get_separate_environments(probe, targe
     assert (warm.environment, cold.environment) == ("env-1", "env-2")
     assert (warm.result["invocations"], cold.result["invocations"]) == (2, 1)
     assert warm.result["pid"] != cold.result["pid"]
+    assert warm.result["cwd"] != cold.result["cwd"]  # each its own working directory (/tmp)
     assert probe.environments() == ["env-1", "env-2"]
 
 

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -53,7 +54,7 @@ class Spec:
 
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # the process's whole environment, sorted
-    cwd: str
+    cwd: str  # where each environment gets its own working directory
     init: str  # the init line (JSON): the code's path, the handler, whether to record calls
     config: Any = None  # the function's configuration (ops.invocation.FunctionConfig)
 
@@ -98,11 +99,15 @@ class ExecutionEnvironment:
 
     def _start(self) -> Path:
         self._log_dir.mkdir(parents=True, exist_ok=True)
+        # Its own empty working directory, as each Lambda environment has its own /tmp.
+        cwd = Path(self.spec.cwd) / self.name
+        shutil.rmtree(cwd, ignore_errors=True)
+        cwd.mkdir(parents=True)
         init_log = self._log_dir / f"{self.name}-init.log"
         with init_log.open("wb") as log:
             self._process = subprocess.Popen(
                 list(self.spec.command),
-                cwd=self.spec.cwd,
+                cwd=cwd,
                 env=dict(self.spec.env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

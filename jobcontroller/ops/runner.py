@@ -162,7 +162,8 @@ class LocalLambdaRunner:
         self.code_sha256 = base64.b64encode(digest).decode("ascii")
         self.code_dir = self.work_dir / f"code-{digest.hex()[:16]}"
         self._site = self.work_dir / "runtime-site"
-        # The function's working directory, as /tmp is on Lambda (the code stays read-only).
+        # The environments' working directories (one each, as Lambda's /tmp; the code stays
+        # read-only) and the recorded calls.
         self._cwd = self.work_dir / "tmp"
         self._cwd.mkdir(exist_ok=True)
         self._lock = threading.Lock()
