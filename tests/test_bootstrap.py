@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import sys
 import types
@@ -25,6 +26,19 @@ def fail(event, context):
 
 def unserialisable(event, context):
     return {"when": object()}
+
+count = 0
+
+def counter(event, context):
+    global count
+    count += 1
+    return count
+
+def new_run_id():
+    return "the module's own"
+
+def run_id(event, context):
+    return new_run_id()
 """
 
 
@@ -36,7 +50,6 @@ def _request(tmp_path, handler: str, **extra) -> dict:
         "request_id": "request-1",
         "deadline": 1000.0,
         "function": {"name": "f", "arn": "arn:f", "memory_mb": 128, "timeout_seconds": 60},
-        "result": str(tmp_path / "result.json"),
         "record": None,
         **extra,
     }
@@ -154,18 +167,55 @@ def test_run_refuses_simulated_time_without_an_injection_point(tmp_path, handler
     assert answer["error"]["errorType"] == "LocalRunner.NoInjectionPoint"
 
 
-def test_main_puts_the_code_first_and_writes_the_answer(tmp_path, monkeypatch):
-    """main() prepends the request's path, runs the handler and writes the answer file."""
+def _serve(lines: list[dict]) -> list[dict]:
+    """Run serve() on these lines (the init first) and return its answers."""
+    requests = io.StringIO("".join(json.dumps(line) + "\n" for line in lines))
+    answers = io.StringIO()
+    bootstrap.serve(requests, answers)
+    return [json.loads(line) for line in answers.getvalue().splitlines()]
+
+
+def test_serve_imports_once_then_answers_every_request_warm(tmp_path, monkeypatch):
+    """serve() puts the code first on sys.path, imports the handler once (init), then answers
+    each request in turn with the module's state kept between them."""
     code = tmp_path / "code"
     code.mkdir()
     (code / "zipped_probe.py").write_text(HANDLERS, encoding="utf-8")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    request = _request(tmp_path, "zipped_probe.answer", path=[str(code)])
-    (tmp_path / "request.json").write_text(json.dumps(request), encoding="utf-8")
+    init = {"path": [str(code)], "handler": "zipped_probe.counter", "record": False}
     try:
-        bootstrap.main([str(tmp_path / "request.json")])
+        answers = _serve([init, _request(tmp_path, "-"), _request(tmp_path, "-")])
     finally:
         sys.modules.pop("zipped_probe", None)
     assert sys.path[0] == str(code)
-    answer = json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))
-    assert answer["status"] == "ok" and answer["result"]["request_id"] == "request-1"
+    assert answers == [
+        {"ready": True},
+        {"status": "ok", "result": 1},
+        {"status": "ok", "result": 2},
+    ]
+
+
+def test_serve_sets_injection_points_for_one_invocation_only(tmp_path, handlers):
+    """A fixed run id applies to its own request; the next request sees the module's own."""
+    init = {"path": [], "handler": "probe_handlers.run_id", "record": False}
+    answers = _serve(
+        [init, _request(tmp_path, "-", run_id="run-7"), _request(tmp_path, "-", run_id=None)]
+    )
+    assert [a.get("result") for a in answers[1:]] == ["run-7", "the module's own"]
+
+
+def test_serve_reports_an_import_error_at_init_and_ends(tmp_path, capsys):
+    """A handler that cannot be imported gets one answer, not ready with the import error,
+    and no request is served after it."""
+    init = {"path": [], "handler": "no_such_module.handler", "record": False}
+    answers = _serve([init, _request(tmp_path, "-")])
+    assert len(answers) == 1
+    assert answers[0]["ready"] is False
+    assert answers[0]["error"]["errorType"] == "Runtime.ImportModuleError"
+    assert "no_such_module" in capsys.readouterr().err  # the init's log, as Lambda writes it
+
+
+def test_main_refuses_arguments():
+    """The child takes its requests on stdin; an argument (the old request file) is refused."""
+    with pytest.raises(SystemExit, match="requests on stdin"):
+        bootstrap.main(["request.json"])

@@ -41,15 +41,21 @@ def test_both_sources_give_the_same_decisions_and_a_crash_writes_none(lab):
     ]
     assert from_logs.rows[-1][4] == "run-0105T1000-1"  # the takeover names the crashed run
     assert "from CloudWatch Logs /aws/lambda/learner-hourly_processor" in from_logs.text()
-    # Each invocation is framed by Lambda's START / END / REPORT lines, in its own stream.
+    # Each invocation is framed by Lambda's START / END / REPORT lines, in the stream of its
+    # execution environment: the first served 09:00 twice and 10:00, whose crash retired it;
+    # 11:00 started the second. Only a cold start's REPORT line has an Init Duration.
     logs = lab.target.client("logs")
     streams = logs.describe_log_streams(logGroupName=lab.names.log_group)["logStreams"]
-    assert len(streams) == 4
-    events = logs.get_log_events(
-        logGroupName=lab.names.log_group, logStreamName=streams[0]["logStreamName"]
-    )["events"]
-    assert events[0]["message"].startswith("START RequestId: ")
-    assert events[-1]["message"].startswith("REPORT RequestId: ")
+    assert sorted(s["logStreamName"].rsplit("-", 1)[-1] for s in streams) == ["1", "2"]
+    reports = {}
+    for stream in streams:
+        name = stream["logStreamName"]
+        events = logs.get_log_events(logGroupName=lab.names.log_group, logStreamName=name)
+        messages = [e["message"] for e in events["events"]]
+        assert messages[0].startswith("START RequestId: ")
+        assert messages[-1].startswith("REPORT RequestId: ")
+        reports[name[-1]] = ["Init Duration: " in m for m in messages if m.startswith("REPORT")]
+    assert reports == {"1": [True, False, False], "2": [True]}
 
 
 def test_without_a_log_group_the_lines_are_lost_not_an_error(lab):

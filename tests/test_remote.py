@@ -12,7 +12,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from jobcontroller.errors import ConfigError
-from jobcontroller.ops.remote import RemoteLambdaRunner
+from jobcontroller.ops.remote import RemoteLambdaRunner, cold_start
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -88,3 +88,23 @@ def test_remote_runner_reads_the_time_on_aws_s_clock_not_the_laptops(target):
     )
     runner.invoke({})
     assert abs(runner.now() - aws_time) < timedelta(seconds=3)
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        (
+            "END RequestId: r\nREPORT RequestId: r\tDuration: 3.1 ms\tInit Duration: 412.56 ms",
+            (True, 413),
+        ),
+        (
+            "END RequestId: r\nREPORT RequestId: r\tDuration: 3.1 ms\tBilled Duration: 4 ms",
+            (False, None),
+        ),
+        ("", (None, None)),
+    ],
+)
+def test_cold_start_is_read_from_the_report_line(log, expected):
+    """Lambda's REPORT line has an Init Duration on a cold start only; no REPORT line in the
+    log tail means it is not known."""
+    assert cold_start(log) == expected

@@ -20,6 +20,7 @@ from jobcontroller.errors import ConfigError
 from jobcontroller.ops import deploy as d
 from jobcontroller.ops import retry
 from jobcontroller.ops.packaging import ZIP_NAME
+from jobcontroller.ops.parallel import run_together
 from jobcontroller.ops.remote import RemoteLambdaRunner
 from jobcontroller.ops.runner import BOOTSTRAP, LocalLambdaRunner, runner_for
 
@@ -55,6 +56,25 @@ def fail(event, context):
 
 def die(event, context):
     os._exit(3)
+
+invocations = 0  # module-level state: kept by a warm execution environment
+
+def state(event, context):
+    global invocations
+    invocations += 1
+    if event.get("die"):
+        os._exit(3)
+    time.sleep(event.get("seconds", 0))
+    return {"pid": os.getpid(), "invocations": invocations, "cwd": os.getcwd()}
+
+def meet(event, context):
+    # Returns only once `n` invocations have arrived here: served one after another by a
+    # single environment, the first would wait until the timeout killed it.
+    folder = event["folder"]
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    while len(os.listdir(folder)) < event["n"]:
+        time.sleep(0.01)
+    return os.getpid()
 """
 
 # A stand-in for the course's handler module, under the same name: if the child could import
@@ -135,12 +155,114 @@ def _set_handler(target, handler: str, timeout: int = 5) -> None:
 # --- the child process, on a probe function ---------------------------------------------
 
 
-def test_each_invocation_runs_in_a_fresh_process(probe):
-    """Two invocations run in two new processes, neither of them this one."""
+def test_an_idle_environment_serves_the_next_invocation_warm(probe):
+    """The first invocation starts a process (cold, with its init duration); the next one runs
+    in the same process (warm, no init duration); neither is this process."""
     first, second = probe.invoke({}), probe.invoke({})
     assert first.ok and second.ok
-    pids = {first.result["pid"], second.result["pid"], os.getpid()}
-    assert len(pids) == 3
+    assert (first.cold, second.cold) == (True, False)
+    assert first.init_duration_ms is not None and first.init_duration_ms >= 0
+    assert second.init_duration_ms is None
+    assert first.result["pid"] == second.result["pid"] != os.getpid()
+    assert first.environment == second.environment == "env-1"
+
+
+def test_module_level_state_survives_warm_invocations(probe, target):
+    """A module-level counter goes on counting across warm invocations, as on Lambda."""
+    _set_handler(target, "probe.state")
+    counts = [probe.invoke({}).result["invocations"] for _ in range(3)]
+    assert counts == [1, 2, 3]
+
+
+def test_without_warm_environments_each_invocation_is_a_fresh_process(target, tmp_path):
+    """warm=False starts a new process for every invocation, each one cold."""
+    code = _zip({"probe.py": PROBE})  # once: each zip carries the time it was made
+    _create_function(target, code, "probe.state")
+    with LocalLambdaRunner(
+        target, "probe", code=code, work_dir=tmp_path / "run", warm=False
+    ) as runner:
+        first, second = runner.invoke({}), runner.invoke({})
+        assert runner.environments() == []
+    assert (first.cold, second.cold) == (True, True)
+    assert first.result["invocations"] == second.result["invocations"] == 1
+    assert first.result["pid"] != second.result["pid"]
+
+
+def test_invocations_that_arrive_together_get_separate_environments(probe, target):
+    """Two invocations at once run in two environments: the idle one (warm) and a new one
+    (cold), each with its own module-level state and working directory; both wait idle
+    afterwards."""
+    _set_handler(target, "probe.state")
+    probe.invoke({})
+    warm, cold = probe.invoke_together([{}, {}])
+    assert (warm.cold, cold.cold) == (False, True)
+    assert (warm.environment, cold.environment) == ("env-1", "env-2")
+    assert (warm.result["invocations"], cold.result["invocations"]) == (2, 1)
+    assert warm.result["pid"] != cold.result["pid"]
+    assert warm.result["cwd"] != cold.result["cwd"]  # each its own working directory (/tmp)
+    assert probe.environments() == ["env-1", "env-2"]
+
+
+def test_overlapping_threads_get_separate_environments(probe, target, tmp_path):
+    """Invocations from threads that overlap each get an environment: each handler returns
+    only once all three have started, which one shared environment could never do."""
+    _set_handler(target, "probe.meet")
+    folder = tmp_path / "met"
+    folder.mkdir()
+    results = run_together([partial(probe.invoke, {"folder": str(folder), "n": 3})] * 3)
+    assert [r.status for r in results] == ["ok"] * 3
+    assert len({r.result for r in results}) == 3
+    assert len(probe.environments()) == 3
+
+
+def test_a_crash_retires_the_environment(probe, target):
+    """After the process exits mid-invocation, the next invocation starts a new one (cold) and
+    the module-level state starts again."""
+    _set_handler(target, "probe.state")
+    before = probe.invoke({})
+    crashed = probe.invoke({"die": True})
+    after = probe.invoke({})
+    assert crashed.status == "crashed" and crashed.cold is False
+    assert after.cold is True and after.result["invocations"] == 1
+    assert after.result["pid"] != before.result["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(before.result["pid"], 0)  # stopped and waited for: no zombie left
+
+
+def test_an_exception_leaves_the_environment_warm(probe, target):
+    """A handler that raises does not end the runtime (Lambda's Python runtime catches it):
+    the next invocation is warm."""
+    _set_handler(target, "probe.fail")
+    first, second = probe.invoke({}), probe.invoke({})
+    assert (first.status, second.status) == ("error", "error")
+    assert (first.cold, second.cold) == (True, False)
+
+
+def test_a_configuration_update_retires_every_environment(probe, target):
+    """After update_function_configuration the next invocation is cold, in a new process,
+    and the environments of the old configuration are gone."""
+    old = probe.invoke_together([{}, {}])
+    target.client("lambda").update_function_configuration(
+        FunctionName="probe", Environment={"Variables": {"GREETING": "hello"}}
+    )
+    new = probe.invoke({})
+    assert new.cold is True and new.environment == "env-3"
+    assert probe.environments() == ["env-3"]
+    for invocation in old:
+        with pytest.raises(ProcessLookupError):
+            os.kill(invocation.result["pid"], 0)
+
+
+def test_close_stops_every_environment(target, tmp_path):
+    """close() ends every environment's process and waits for it (no process, no zombie)."""
+    code = _zip({"probe.py": PROBE})
+    _create_function(target, code, "probe.state")
+    runner = LocalLambdaRunner(target, "probe", code=code)
+    pids = [i.result["pid"] for i in runner.invoke_together([{}, {}])]
+    runner.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_code_comes_first_on_the_path_and_only_boto3_is_installed(probe):
@@ -210,13 +332,19 @@ def test_configuration_changes_are_read_back_each_time(probe, target):
 
 
 def test_a_handler_past_its_timeout_is_killed(probe, target):
-    """A handler still running at the configured timeout is killed and reported as timed out."""
-    _set_handler(target, "probe.sleep", timeout=2)
+    """A handler still running at the configured timeout is killed and reported as timed out;
+    its environment is retired, so the next invocation starts a new one."""
+    _set_handler(target, "probe.state", timeout=2)
+    before = probe.invoke({})
     started = time.monotonic()
     invocation = probe.invoke({"seconds": 60})
     assert time.monotonic() - started < 15
     assert invocation.status == "timeout"
     assert invocation.error["errorMessage"] == "Task timed out after 2.00 seconds"
+    after = probe.invoke({})
+    assert after.cold is True and after.result["invocations"] == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(before.result["pid"], 0)
 
 
 def test_an_exception_comes_back_as_the_functions_error(probe, target):
@@ -332,6 +460,20 @@ def test_the_runner_records_every_aws_call_the_handler_makes(stack):
     for item in invocation.calls[2].params["TransactItems"]:
         (only,) = item.values()
         assert only["TableName"] == names.table
+
+
+def test_a_warm_invocation_gets_its_own_run_id_calls_and_log(stack):
+    """What the runner sets for one invocation (fixed run id, recorded calls, captured log)
+    does not carry over to the next one in the same warm environment."""
+    names, runner = stack
+    first = runner.invoke({"job": names.job}, now=T0, run_id="run-0001")
+    later = T0 + timedelta(hours=1)
+    second = runner.invoke({"job": names.job, "scheduled_time": "2026-01-05T10:00:00Z"}, now=later)
+    assert (first.cold, second.cold) == (True, False)
+    assert second.result["outcome"] == "SUCCEEDED", second.log
+    assert second.result["run_id"] != "run-0001"
+    assert [c.operation for c in second.calls] == ["GetItem", "UpdateItem", "TransactWriteItems"]
+    assert "run-0001" in first.log and "run-0001" not in second.log
 
 
 def test_async_failure_goes_to_the_on_failure_queue_once(stack, stack_store, target):

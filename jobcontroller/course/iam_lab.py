@@ -25,10 +25,7 @@ from jobcontroller.course.display import Table
 from jobcontroller.course.lab import Lab
 from jobcontroller.course.lab_day import COURSE_DAY
 from jobcontroller.ops.authz import Authorization, authorizations
-from jobcontroller.ops.driver import ScheduleDriver
 from jobcontroller.ops.invocation import AwsCall
-from jobcontroller.ops.runner import LocalLambdaRunner
-from jobcontroller.ops.schedules import slot_run_id
 
 __all__ = [
     "Decision",
@@ -173,9 +170,9 @@ def function_policy(lab: Lab) -> dict[str, Any]:
 
 def record_calls(lab: Lab) -> list[AwsCall]:
     """The AWS calls one run of the handler makes: on the embedded backend, recorded while the
-    10:00 slot is delivered through a runner that records them. On real AWS the handler runs
-    in Lambda, out of reach: the same calls are written out instead (a GetItem, the lock's
-    UpdateItem, and the commit's TransactWriteItems: an UpdateItem and a PutItem)."""
+    10:00 slot is delivered through the lab's runner, which records them. On real AWS the
+    handler runs in Lambda, out of reach: the same calls are written out instead (a GetItem,
+    the lock's UpdateItem, and the commit's TransactWriteItems: an UpdateItem and a PutItem)."""
     if not lab.embedded:
         key = {"PK": {"S": f"JOB#{lab.names.job}"}}
         table = lab.names.table
@@ -193,11 +190,9 @@ def record_calls(lab: Lab) -> list[AwsCall]:
                 },
             ),
         ]
-    with LocalLambdaRunner(
-        lab.target, lab.names.function, code=lab.zip_path, record_calls=True
-    ) as runner:
-        driver = ScheduleDriver(lab.target, lab.names, runner, run_ids=slot_run_id)
-        (delivery,) = driver.fire(COURSE_DAY.replace(hour=10))
+    # The lab's own runner records every call, and its warm execution environment serves
+    # this delivery without starting another process.
+    (delivery,) = lab.driver.fire(COURSE_DAY.replace(hour=10))
     assert delivery.invocation is not None
     return list(delivery.invocation.calls)
 

@@ -195,6 +195,7 @@ class Lab:
                     code=self.zip_path,
                     work_dir=Path(self._scratch.name) / "run",
                     request_ids=SequentialIds("request-"),
+                    record_calls=True,  # for 06's least-privilege check (iam_lab)
                 )
             else:
                 self._runner = RemoteLambdaRunner(self.target, self.names.function)

@@ -115,6 +115,8 @@ class Step:
     error_type: str | None
     state_after: JobState
     log: str = ""  # what the function printed (the local runner's capture; Lambda's log tail)
+    environment: str | None = None  # the execution environment that served it, if known
+    cold: bool | None = None  # whether that environment was started for it
 
     @property
     def outcome(self) -> str:
@@ -252,6 +254,8 @@ def replay(lab: DayLab, plan: DayPlan) -> Day:
                     error_type=None if error is None else error.get("errorType"),
                     state_after=state,
                     log="" if invocation is None else invocation.log,
+                    environment=None if invocation is None else invocation.environment,
+                    cold=None if invocation is None else invocation.cold,
                 )
             )
     # The day ends when its last run has finished, not when its last delivery arrived:

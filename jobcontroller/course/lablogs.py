@@ -47,17 +47,24 @@ class ShippingLocalRunner(LocalLambdaRunner):
         # (the course's replayed January), so the simulated time stays inside the lines.
         # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
         stamp = int(time.time() * 1000)
+        # One stream per execution environment, as Lambda writes them (named by day, version
+        # and an id of the environment: here this runner's and the environment's name).
         stream = time.strftime("%Y/%m/%d", time.gmtime(stamp / 1000))
-        stream += f"/[$LATEST]{invocation.request_id}"
+        stream += f"/[$LATEST]{id(self):x}-{invocation.environment or invocation.request_id}"
         request = invocation.request_id
         lines = [f"START RequestId: {request} Version: $LATEST"]
         lines += invocation.log.splitlines()
-        lines += [
-            f"END RequestId: {request}",
-            f"REPORT RequestId: {request}\tDuration: {invocation.duration_ms} ms",
-        ]
+        report = f"REPORT RequestId: {request}\tDuration: {invocation.duration_ms} ms"
+        if invocation.init_duration_ms is not None:
+            report += f"\tInit Duration: {invocation.init_duration_ms} ms"  # cold starts only
+        lines += [f"END RequestId: {request}", report]
         try:
-            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            try:
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            except ClientError as exc:
+                # A warm environment's stream is there already (unless the day changed).
+                if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                    raise
             logs.put_log_events(
                 logGroupName=group,
                 logStreamName=stream,

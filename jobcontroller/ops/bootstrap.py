@@ -1,8 +1,8 @@
-"""The local runner's child process: Lambda's runtime loop for one invocation.
+"""The local runner's child process: Lambda's runtime loop for one execution environment.
 
 `LocalLambdaRunner` runs this file *by path*, not as `-m jobcontroller.ops.bootstrap`:
 
-    python -I -S -B .../jobcontroller/ops/bootstrap.py request.json
+    python -I -S -B .../jobcontroller/ops/bootstrap.py
 
 isolated (no PYTHON* variables, no user site, and neither the current directory nor this
 file's directory on `sys.path`), without site-packages (only what the request puts on
@@ -14,23 +14,40 @@ so `jobcontroller.handler` can only come from the zip.
 
 So this module imports the standard library only (botocore, for recording calls, comes from
 the runtime's site once `sys.path` is set), and runs on the function's interpreter, which may
-be another Python version than the one that started it. The request (a JSON file) says what
-to run; the answer is written to the file the request names. The runner reads both.
+be another Python version than the one that started it.
+
+The protocol is JSON lines (`serve`): the runner writes the init and then one request per
+invocation to the child's stdin; the child answers each on its stdout. Like Lambda's runtime
+it imports the handler once (init) and then serves invocation after invocation (warm), with
+whatever the function keeps at module level surviving in between; the runner decides when an
+environment is retired (ops.environments).
+https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["Context", "SimulatedClock", "inject", "main", "record_calls", "run"]
+__all__ = [
+    "Context",
+    "Function",
+    "HandlerImportError",
+    "SimulatedClock",
+    "inject",
+    "main",
+    "record_calls",
+    "run",
+    "serve",
+]
 
 
 class SimulatedClock:
@@ -122,20 +139,23 @@ def inject(module: ModuleType, request: Mapping[str, Any]) -> SimulatedClock | N
     return clock
 
 
-def record_calls(path: str) -> None:
-    """Append every AWS API call (service, operation, parameters) to `path` as it is made."""
+def record_calls(where: Callable[[], str | None]) -> None:
+    """Append every AWS API call (service, operation, parameters) to the file `where()` names
+    at the time of the call (the current invocation's; None records nothing)."""
     from botocore.client import BaseClient  # the runtime's botocore, on sys.path by now
 
     original = BaseClient._make_api_call
 
     def recorded(self: BaseClient, operation_name: str, params: dict[str, Any]) -> Any:
-        entry = {
-            "service": self.meta.service_model.service_name,
-            "operation": operation_name,
-            "params": params,
-        }
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, default=str) + "\n")
+        path = where()
+        if path is not None:
+            entry = {
+                "service": self.meta.service_model.service_name,
+                "operation": operation_name,
+                "params": params,
+            }
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, default=str) + "\n")
         return original(self, operation_name, params)
 
     BaseClient._make_api_call = recorded  # recording every request is this module's job
@@ -148,44 +168,147 @@ def _error(error_type: str, message: str, stack: list[str]) -> dict[str, Any]:
     }
 
 
+class HandlerImportError(Exception):
+    """The configured handler cannot be imported: Lambda's Runtime.ImportModuleError."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(answer["error"]["errorMessage"])
+        self.answer = answer
+
+
+# The handler module's globals that `inject` may set for one invocation. They are put back
+# before each invocation, so one request's simulated clock or fixed run id never leaks into
+# the next one the same (warm) environment serves.
+_INJECTION_POINTS = ("clock", "new_run_id", "wall_clock")
+
+
+class Function:
+    """The handler, imported once per execution environment (Lambda's init phase) and called
+    once per invocation (the invoke phase). Everything else at module level in the function's
+    code (clients, caches, counters) stays as the last invocation left it, as on Lambda."""
+
+    def __init__(self, handler: str) -> None:
+        module_name, _, function_name = handler.rpartition(".")
+        try:
+            self.module = importlib.import_module(module_name)
+            self.handler = getattr(self.module, function_name)
+        except Exception as exc:
+            raise HandlerImportError(
+                _error(
+                    "Runtime.ImportModuleError",
+                    f"Unable to import module {module_name!r}: {exc}",
+                    traceback.format_exc().splitlines(),
+                )
+            ) from exc
+        found = vars(self.module)
+        self._originals = {name: found[name] for name in _INJECTION_POINTS if name in found}
+
+    def invoke(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Call the handler on the request's event: the answer, as the runner reads it
+        (`status` ok with `result`, or error with Lambda's errorType/Message/stackTrace)."""
+        vars(self.module).update(self._originals)
+        try:
+            simulated = inject(self.module, request)
+        except NoInjectionPoint as exc:
+            return _error("LocalRunner.NoInjectionPoint", str(exc), [])
+        try:
+            result = self.handler(request["event"], Context(request, simulated=simulated))
+            json.dumps(result)  # Lambda fails a response it cannot serialise
+        except Exception as exc:
+            # An unhandled exception is the invocation's error, not the environment's end: the
+            # Python runtime catches it and serves the next invocation (only an exit or a
+            # timeout resets the environment).
+            traceback.print_exc()  # to the invocation's log, as the Lambda runtime does
+            return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
+        return {"status": "ok", "result": result}
+
+
 def run(request: Mapping[str, Any]) -> dict[str, Any]:
-    """Import the handler, set its injection points, call it: the answer, as the runner
-    reads it (`status` ok with `result`, or error with Lambda's errorType/Message/stackTrace).
+    """Import the handler and call it once (an environment that serves one invocation)."""
+    try:
+        function = Function(request["handler"])
+    except HandlerImportError as exc:
+        return exc.answer
+    return function.invoke(request)
+
+
+def _send(answers: IO[str], message: Mapping[str, Any]) -> None:
+    # json.dumps writes no newline inside a value, so one message is one line.
+    answers.write(json.dumps(message, default=str) + "\n")
+    answers.flush()
+
+
+def _keep_logs(path: str | None) -> None:
+    """No log redirection (serve's default, e.g. when tested inside another process)."""
+
+
+def _log_to(path: str | None) -> None:
+    """Send file descriptors 1 and 2 (print, tracebacks, child processes) to `path`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if path is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def serve(
+    requests: IO[str],
+    answers: IO[str],
+    *,
+    redirect: Callable[[str | None], None] = _keep_logs,
+) -> None:
+    """Lambda's runtime loop for one execution environment.
+
+    The first line of `requests` is the init: `path` (put first on sys.path), `handler`,
+    `record` (whether to record AWS calls). The init phase imports the handler and answers
+    `{"ready": true}`, or `{"ready": false, ...the import error...}` and ends. Every further
+    line is one invocation's request (as `Context` and `inject` read it, plus `log`, the file
+    its output goes to, and `record`, the file its calls go to); each gets one answer line.
+    The loop ends when `requests` does (the runner closed the pipe).
     """
-    module_name, _, function_name = request["handler"].rpartition(".")
+    init = json.loads(requests.readline() or "null")
+    if not isinstance(init, dict):
+        return  # the runner went away before the init: nothing to do
+    sys.path[:0] = init["path"]
+    recording: list[str | None] = [None]
+    if init.get("record"):
+        record_calls(lambda: recording[0])
     try:
-        module = importlib.import_module(module_name)
-        handler = getattr(module, function_name)
-    except Exception as exc:
-        return _error(
-            "Runtime.ImportModuleError",
-            f"Unable to import module {module_name!r}: {exc}",
-            traceback.format_exc().splitlines(),
-        )
-    try:
-        simulated = inject(module, request)
-    except NoInjectionPoint as exc:
-        return _error("LocalRunner.NoInjectionPoint", str(exc), [])
-    try:
-        result = handler(request["event"], Context(request, simulated=simulated))
-        json.dumps(result)  # Lambda fails a response it cannot serialise
-    except Exception as exc:
-        traceback.print_exc()  # to the invocation's log, as the Lambda runtime does
-        return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
-    return {"status": "ok", "result": result}
+        function = Function(init["handler"])
+    except HandlerImportError as exc:
+        print("\n".join(exc.answer["error"]["stackTrace"]), file=sys.stderr, flush=True)
+        _send(answers, {"ready": False, **exc.answer})
+        return
+    _send(answers, {"ready": True})
+    for line in requests:
+        request = json.loads(line)
+        recording[0] = request.get("record")
+        redirect(request.get("log"))
+        try:
+            answer = function.invoke(request)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        _send(answers, answer)
 
 
 def main(argv: Sequence[str]) -> None:
-    """Read the request at argv[0], put its code first on sys.path, run, write the answer."""
-    (request_path,) = argv
-    with open(request_path, encoding="utf-8") as handle:
-        request = json.load(handle)
-    sys.path[:0] = request["path"]
-    if request.get("record"):
-        record_calls(request["record"])
-    answer = run(request)
-    with open(request["result"], "w", encoding="utf-8") as handle:
-        json.dump(answer, handle, default=str)
+    """Serve requests from stdin, answer on stdout, the function's own output to the log."""
+    if argv:
+        raise SystemExit("usage: bootstrap.py (requests on stdin, answers on stdout)")
+    # The protocol keeps private copies of stdin and stdout; descriptor 0 then reads nothing
+    # and descriptor 1 writes where 2 does (the init log, later each invocation's log), so
+    # nothing the function prints or reads can break the protocol.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.close(nothing)
+    os.dup2(2, 1)
+    serve(requests, answers, redirect=_log_to)
 
 
 if __name__ == "__main__":

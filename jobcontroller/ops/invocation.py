@@ -46,6 +46,10 @@ class Invocation:
     `status` is `ok` (the handler returned `result`), `error` (it raised: `error` holds
     errorType, errorMessage and stackTrace), `crashed` (the process died without an answer,
     as on Lambda's `Runtime.ExitError`) or `timeout` (killed at the configured timeout).
+
+    `cold` says whether the execution environment was started for this invocation (None:
+    not known); `init_duration_ms` is its init phase, given on a cold start only, as in
+    Lambda's REPORT line; `environment` names the execution environment that served it.
     """
 
     request_id: str
@@ -55,6 +59,9 @@ class Invocation:
     duration_ms: int = 0
     log: str = ""
     calls: tuple[AwsCall, ...] = ()
+    cold: bool | None = None
+    init_duration_ms: int | None = None
+    environment: str | None = None
 
     @property
     def ok(self) -> bool:

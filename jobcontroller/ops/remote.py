@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -19,7 +20,21 @@ from jobcontroller.errors import ConfigError
 from jobcontroller.ops.deploy import Target
 from jobcontroller.ops.invocation import AsyncResult, FunctionConfig, Invocation
 
-__all__ = ["RemoteLambdaRunner"]
+__all__ = ["RemoteLambdaRunner", "cold_start"]
+
+_INIT_DURATION = re.compile(r"\bInit Duration: ([0-9.]+) ms")
+
+
+def cold_start(log: str) -> tuple[bool | None, int | None]:
+    """Whether the invocation whose log tail this is started its execution environment, and
+    the init duration: Lambda's REPORT line has "Init Duration" on a cold start only. Without
+    a REPORT line in the tail (it keeps the last 4 KB) it is not known.
+    https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html
+    """
+    found = _INIT_DURATION.search(log)
+    if found:
+        return True, round(float(found.group(1)))
+    return (False, None) if "REPORT RequestId:" in log else (None, None)
 
 
 class RemoteLambdaRunner:
@@ -103,6 +118,7 @@ class RemoteLambdaRunner:
         log = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
         request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
         duration_ms = int((time.monotonic() - started) * 1000)
+        cold, init_ms = cold_start(log)
         if "FunctionError" in response:
             timed_out = "timed out" in str(payload)
             return Invocation(
@@ -111,8 +127,18 @@ class RemoteLambdaRunner:
                 error=payload,
                 duration_ms=duration_ms,
                 log=log,
+                cold=cold,
+                init_duration_ms=init_ms,
             )
-        return Invocation(request_id, "ok", result=payload, duration_ms=duration_ms, log=log)
+        return Invocation(
+            request_id,
+            "ok",
+            result=payload,
+            duration_ms=duration_ms,
+            log=log,
+            cold=cold,
+            init_duration_ms=init_ms,
+        )
 
     def invoke_async(self, event: Any, *, now: datetime | None = None, **_: Any) -> AsyncResult:
         """Queue an asynchronous invocation (as the Scheduler does); Lambda reports nothing."""

@@ -3,10 +3,12 @@
 moto stores a Lambda function but cannot run it without Docker. So, on the embedded backend,
 `LocalLambdaRunner` reads the function's configuration back from the Lambda API (handler,
 environment, timeout, CodeSha256), checks that the zip it holds is the code Lambda has, and
-runs it in a fresh Python process per invocation (ops.bootstrap): `sys.path` is the
+runs it in a Python process of its own (ops.bootstrap): `sys.path` is the
 extracted zip and then boto3 and its dependencies only (what the Lambda runtime provides),
 the environment is the function's plus credentials and the endpoint, the context's remaining
-time counts down from the configured timeout, and the process is killed at the timeout.
+time counts down from the configured timeout, and the process is killed at the timeout. The
+process imports the handler once and serves later invocations while it is idle (a warm
+execution environment, ops.environments), as Lambda does.
 
 On real AWS, `runner_for` returns a `RemoteLambdaRunner` (ops.remote, Lambda's Invoke API).
 The schedule that fires the function is driven by ops.driver. Nothing here is in the zip.
@@ -21,15 +23,12 @@ import io
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from jobcontroller.errors import ConfigError
 from jobcontroller.ops import bootstrap
 from jobcontroller.ops.deploy import Names, Target
+from jobcontroller.ops.environments import EnvironmentPool, Served, Spec
 from jobcontroller.ops.invocation import (
     AsyncResult,
     AwsCall,
@@ -105,7 +105,7 @@ def _new_request_id() -> str:
 
 
 class LocalLambdaRunner:
-    """Run the deployed function's code in a fresh process per invocation (embedded backend).
+    """Run the deployed function's code in Lambda-like execution environments (embedded backend).
 
     `code` is the deployment zip (a path or bytes); by default the runner builds it from
     this package. Either way it must be the code Lambda holds: moto does not serve the code
@@ -114,8 +114,13 @@ class LocalLambdaRunner:
     a mismatch. `python` is the interpreter (e.g. a python3.12 to match the runtime).
     With `record_calls=True` each Invocation lists the AWS calls the handler made.
 
-    The timeout counts from when the process starts, so interpreter start-up counts against
-    it (slightly stricter than Lambda, whose cold-start init has its own budget).
+    Each invocation runs in an execution environment (ops.environments): a child process that
+    imported the handler once and is reused while idle (warm), so module-level state lives on
+    between invocations as on Lambda; overlapping invocations get one each; a crash, a timeout
+    or a changed configuration or code retires them. `warm=False` starts a fresh process for
+    every invocation. The timeout counts from when the request reaches the environment; a
+    cold start's init phase has its own budget (ops.environments.INIT_LIMIT_SECONDS), as on
+    Lambda.
     """
 
     simulates_time = True
@@ -131,6 +136,7 @@ class LocalLambdaRunner:
         record_calls: bool = False,
         request_ids: Callable[[], str] = _new_request_id,
         clock: Callable[[], datetime] | None = None,
+        warm: bool = True,
     ) -> None:
         if not target.embedded:
             raise ConfigError(
@@ -156,9 +162,16 @@ class LocalLambdaRunner:
         self.code_sha256 = base64.b64encode(digest).decode("ascii")
         self.code_dir = self.work_dir / f"code-{digest.hex()[:16]}"
         self._site = self.work_dir / "runtime-site"
+        # The environments' working directories (one each, as Lambda's /tmp; the code stays
+        # read-only) and the recorded calls.
+        self._cwd = self.work_dir / "tmp"
+        self._cwd.mkdir(exist_ok=True)
         self._lock = threading.Lock()
+        self._pool = EnvironmentPool(self.work_dir / "environments", reuse=warm)
 
     def close(self) -> None:
+        """Stop the execution environments and delete the runner's scratch directory."""
+        self._pool.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -201,6 +214,45 @@ class LocalLambdaRunner:
 
     # -- invoking -------------------------------------------------------------------------
 
+    def _spec(self, config: FunctionConfig) -> Spec:
+        """What an execution environment for `config` is started with (its pool key)."""
+        env = _lambda_environment(self.target, config, self.code_dir, self.work_dir)
+        init = {
+            "path": [str(self.code_dir), str(self._site)],
+            "handler": config.handler,
+            "record": self.record_calls,
+        }
+        return Spec(
+            # -I -S -B: isolated, no site-packages, no bytecode written (ops.bootstrap says why)
+            command=(self.python, "-I", "-S", "-B", str(BOOTSTRAP)),
+            env=tuple(sorted(env.items())),
+            cwd=str(self._cwd),
+            init=json.dumps(init),
+            config=config,
+        )
+
+    def _request(
+        self, event: Any, config: FunctionConfig, now: datetime | None, run_id: str | None
+    ) -> tuple[dict[str, Any], Path | None]:
+        request_id = self.request_ids()
+        record = None
+        if self.record_calls:
+            record = self._cwd / f"calls-{uuid.uuid4().hex}.jsonl"
+        request = {
+            "event": event,
+            "request_id": request_id,
+            "function": {
+                "name": config.name,
+                "arn": config.arn,
+                "memory_mb": config.memory_mb,
+                "timeout_seconds": config.timeout_seconds,
+            },
+            "record": None if record is None else str(record),
+            "now": None if now is None else as_utc(now).isoformat(),
+            "run_id": run_id,
+        }
+        return request, record
+
     def invoke(
         self, event: Any, *, now: datetime | None = None, run_id: str | None = None
     ) -> Invocation:
@@ -209,66 +261,39 @@ class LocalLambdaRunner:
         `now` starts the child's clock at that time (so a notebook can replay January at
         its own pace; the workload's sleeps then pass without waiting); `run_id` fixes the
         run id the controller uses (default: random). Both are set through the handler
-        module's injection points (`jobcontroller.handler.clock`, `.new_run_id`).
+        module's injection points (`jobcontroller.handler.clock`, `.new_run_id`), for this
+        invocation only. An idle execution environment serves it if there is one (warm).
         """
+        return self.invoke_together([event], now=now, run_ids=[run_id])[0]
+
+    def invoke_together(
+        self,
+        events: Sequence[Any],
+        *,
+        now: datetime | None = None,
+        run_ids: Sequence[str | None] | None = None,
+    ) -> list[Invocation]:
+        """Invocations that arrive at the same moment, one per event: each runs in its own
+        execution environment (idle ones first, then new ones), as concurrent requests do on
+        Lambda. Their results, in the order of `events`."""
+        ids = list(run_ids) if run_ids is not None else [None] * len(events)
+        if len(ids) != len(events):
+            raise ConfigError(f"{len(events)} events but {len(ids)} run ids: give one per event")
         config = self.configuration()
         self._prepare()
-        request_id = self.request_ids()
-        scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="invoke-"))
-        record = scratch / "calls.jsonl" if self.record_calls else None
-        start = time.time()
-        request = {
-            "path": [str(self.code_dir), str(self._site)],
-            "handler": config.handler,
-            "event": event,
-            "request_id": request_id,
-            # Wall-clock time: the child's context counts down to it on its own clock.
-            "deadline": start + config.timeout_seconds,
-            "function": {
-                "name": config.name,
-                "arn": config.arn,
-                "memory_mb": config.memory_mb,
-                "timeout_seconds": config.timeout_seconds,
-            },
-            "result": str(scratch / "result.json"),
-            "record": None if record is None else str(record),
-            "now": None if now is None else as_utc(now).isoformat(),
-            "run_id": run_id,
-        }
-        (scratch / "request.json").write_text(json.dumps(request, default=str), encoding="utf-8")
-        env = _lambda_environment(self.target, config, self.code_dir, self.work_dir)
-        process = subprocess.Popen(
-            # -I -S -B: isolated, no site-packages, no bytecode written (ops.bootstrap says why)
-            [self.python, "-I", "-S", "-B", str(BOOTSTRAP), str(scratch / "request.json")],
-            cwd=scratch,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so a timeout kills the whole process group
+        spec = self._spec(config)
+        requests = [self._request(e, config, now, i) for e, i in zip(events, ids, strict=True)]
+        served = self._pool.invoke_together(
+            spec, [r for r, _ in requests], timeout=config.timeout_seconds
         )
-        timed_out = False
-        try:
-            output, _ = process.communicate(timeout=config.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
-        try:
-            return _invocation(
-                request_id,
-                config,
-                timed_out=timed_out,
-                exit_code=process.returncode,
-                result_file=scratch / "result.json",
-                duration_ms=int((time.time() - start) * 1000),
-                log=output.decode("utf-8", "replace"),
-                calls=_read_calls(record),
-            )
-        finally:
-            for path in sorted(scratch.iterdir()):
-                path.unlink()
-            scratch.rmdir()
+        return [
+            _invocation(request["request_id"], config, answer, _read_calls(record))
+            for (request, record), answer in zip(requests, served, strict=True)
+        ]
+
+    def environments(self) -> list[str]:
+        """The execution environments waiting for an invocation (warm), oldest first."""
+        return self._pool.idle()
 
     def invoke_async(
         self, event: Any, *, now: datetime | None = None, run_id: str | None = None
@@ -350,42 +375,35 @@ def _lambda_environment(
 
 
 def _invocation(
-    request_id: str,
-    config: FunctionConfig,
-    *,
-    timed_out: bool,
-    exit_code: int,
-    result_file: Path,
-    duration_ms: int,
-    log: str,
-    calls: tuple[AwsCall, ...],
+    request_id: str, config: FunctionConfig, served: Served, calls: tuple[AwsCall, ...]
 ) -> Invocation:
-    """How the child's invocation ended, as Lambda's Invoke API would report it."""
-    if timed_out:
-        status = "timeout"
-        error: dict[str, Any] | None = {
+    """How the invocation ended, as Lambda's Invoke API would report it."""
+    result = None
+    error: dict[str, Any] | None
+    if served.status == "timeout":
+        error = {
             "errorType": "Sandbox.Timedout",
             "errorMessage": f"Task timed out after {config.timeout_seconds:.2f} seconds",
         }
-        result = None
-    elif not result_file.exists():
-        status = "crashed"
+    elif served.status == "crashed":
         error = {
             "errorType": "Runtime.ExitError",
-            "errorMessage": f"Runtime exited with error: exit status {exit_code}",
+            "errorMessage": f"Runtime exited with error: exit status {served.exit_code}",
         }
-        result = None
     else:
-        answer = json.loads(result_file.read_text(encoding="utf-8"))
-        status, result, error = answer["status"], answer.get("result"), answer.get("error")
+        answer = served.answer or {}
+        result, error = answer.get("result"), answer.get("error")
     return Invocation(
         request_id,
-        status,
+        served.status,
         result=result,
         error=error,
-        duration_ms=duration_ms,
-        log=log,
+        duration_ms=served.duration_ms,
+        log=served.log,
         calls=calls,
+        cold=served.cold,
+        init_duration_ms=served.init_ms,
+        environment=served.environment,
     )
 
 
@@ -396,6 +414,7 @@ def _read_calls(path: Path | None) -> tuple[AwsCall, ...]:
     for line in path.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
         calls.append(AwsCall(entry["service"], entry["operation"], entry["params"]))
+    path.unlink()
     return tuple(calls)
 
 
