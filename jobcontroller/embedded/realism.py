@@ -18,7 +18,11 @@ What it reproduces, each for a number of *AWS seconds* after the resource's crea
 - `DescribeTimeToLive` says `ENABLING` before `ENABLED`
   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-how-to.html);
 - a function update is `InProgress` for a while, and a second update meanwhile is refused
-  (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+  (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html);
+- a write on a control item meets a transaction in flight (`TransactionConflict`), at the
+  seeded rate of `conflicts` (embedded.conflicts; 0 unless set). These are answered by the
+  embedded server for every client, so the Lambda's requests from the local runner's child
+  process meet them too.
 Lambda destinations apply only to asynchronous invokes: the local runner already sends to
 the on-failure queue only from `invoke_async` (ops.runner).
 
@@ -41,6 +45,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from botocore.awsrequest import AWSResponse
+
+from jobcontroller.embedded.conflicts import TransactionConflicts
+from jobcontroller.embedded.server import add_request_hook
 
 __all__ = [
     "DEFAULT_SCALE",
@@ -148,6 +155,7 @@ class Realism:
     # What DeleteQueue answers for a queue deleted less than 60 s ago: "ok" (AWS accepts the
     # second delete) or "NonExistentQueue".
     deleted_queue_answer: str = "ok"
+    conflicts: TransactionConflicts = field(default_factory=TransactionConflicts)
     _born: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
     _gone: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
     _roles: dict[str, str] = field(default_factory=dict, repr=False)
@@ -170,6 +178,12 @@ class Realism:
         with self._lock:
             for table in (self._born, self._gone, self._roles, self._tags, self._urls):
                 table.clear()
+        self.conflicts.reset()
+
+    def answer_request(self, target: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
+        """The embedded server's hook: AWS's answer to a request moto would apply (a
+        transaction conflict), or None to let moto answer."""
+        return self.conflicts.answer(target, body) if self.enabled else None
 
     def _note(self, table: dict[tuple[str, str], float], kind: str, key: str) -> None:
         with self._lock:
@@ -409,6 +423,8 @@ def from_environment(env: dict[str, str] | None = None) -> Realism:
 
 
 _DEFAULT = from_environment()
+# The server asks whichever layer is the default at the time of each request.
+add_request_hook(lambda target, body: _DEFAULT.answer_request(target, body))
 
 
 def default_layer() -> Realism:
