@@ -173,7 +173,7 @@ def test_an_event_older_than_the_max_age_goes_to_the_schedule_dlq(target, stack,
     assert delivery.invocation is None
     assert delivery.summary() == "dead-lettered (too old to deliver)"
     url = target.client("sqs").get_queue_url(QueueName=names.schedule_dlq)["QueueUrl"]
-    (message,) = target.client("sqs").receive_message(QueueUrl=url)["Messages"]
+    (message,) = target.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
     assert json.loads(message["Body"])["scheduled_time"] == "2026-01-05T09:00:00Z"
     assert stack_store.read(names.job).run_count == 0
 

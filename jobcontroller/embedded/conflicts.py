@@ -27,7 +27,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DOC", "TransactionConflicts"]
+__all__ = ["DOC", "FROM_LAMBDA", "TransactionConflicts"]
+
+# botocore adds `exec-env/<AWS_EXECUTION_ENV>` to its User-Agent, and Lambda (and the local
+# runner's child process) sets AWS_EXECUTION_ENV=AWS_Lambda_<runtime>: the function's requests.
+FROM_LAMBDA = "exec-env/AWS_Lambda_"
 
 DOC = (
     "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/"
@@ -56,12 +60,14 @@ class TransactionConflicts:
     """Which writes on a control item meet a transaction in flight (see the module docs).
 
     `rate` is the chance per write; `seed` fixes the draws; `in_a_row` bounds a burst on
-    one item. `injected` counts the conflicts answered, by operation.
+    one item; `only_from` limits them to requests whose User-Agent contains it (FROM_LAMBDA:
+    the function's own; "" every request). `injected` counts the conflicts answered.
     """
 
     rate: float = 0.0
     seed: int = 0
     in_a_row: int = 2
+    only_from: str = ""
     injected: Counter[str] = field(default_factory=Counter)
     _rng: random.Random = field(init=False, repr=False)
     _streak: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
@@ -81,12 +87,14 @@ class TransactionConflicts:
             self._streak.clear()
             self.injected.clear()
 
-    def answer(self, target: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
+    def answer(
+        self, target: str, body: bytes, user_agent: str = ""
+    ) -> tuple[int, dict[str, Any]] | None:
         """DynamoDB's answer if this request meets a conflict (status, JSON body), else None.
 
         `target` is the request's X-Amz-Target header, `body` its JSON.
         """
-        if self.rate <= 0 or not target.startswith(_PREFIX):
+        if self.rate <= 0 or not target.startswith(_PREFIX) or self.only_from not in user_agent:
             return None
         operation = target[len(_PREFIX) :]
         if operation not in (*_SINGLE_WRITES, "TransactWriteItems"):

@@ -53,11 +53,11 @@ _log = logging.getLogger(__name__)
 _ONE_AT_A_TIME = threading.Lock()
 
 
-# Asked about each JSON-protocol request (X-Amz-Target, body) before moto sees it; the first
-# answer (HTTP status, JSON body) is sent instead of moto's. The realism layer answers here
-# what AWS would and moto cannot (a transaction conflict), for every client, child processes
-# included.
-RequestHook = Callable[[str, bytes], "tuple[int, dict[str, Any]] | None"]
+# Asked about each JSON-protocol request (X-Amz-Target, body, User-Agent) before moto sees
+# it; the first answer (HTTP status, JSON body) is sent instead of moto's. The realism layer
+# answers here what AWS would and moto cannot (a transaction conflict), for every client,
+# child processes included.
+RequestHook = Callable[[str, bytes, str], "tuple[int, dict[str, Any]] | None"]
 _REQUEST_HOOKS: list[RequestHook] = []
 
 
@@ -75,7 +75,7 @@ def _hooked_answer(environ: dict[str, Any]) -> tuple[int, bytes] | None:
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
     for hook in _REQUEST_HOOKS:
-        answer = hook(target, body)
+        answer = hook(target, body, environ.get("HTTP_USER_AGENT", ""))
         if answer is not None:
             status, document = answer
             return status, json.dumps(document).encode()
