@@ -158,6 +158,9 @@ def test_watch_runs_the_real_aws_path(fresh_aws):
     ]
     spec = ScheduleDriver(account.target, names, lab.runner).spec()
     assert spec.state == "ENABLED"  # the hourly schedule is back on
+    scheduler = account.target.client("scheduler")
+    left = scheduler.list_schedules(GroupName=names.schedule_group)["Schedules"]
+    assert [s["Name"] for s in left] == [names.schedule]  # the one-off deleted itself
     assert (
         lab.show_moment(day, "crash").title
         == lab.show_moment(day, cell(day.steps[1].slot, time="hh:mm")).title

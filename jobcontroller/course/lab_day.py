@@ -360,7 +360,7 @@ def watch(
             lambda s: s.status is Status.RUNNING and s.version > before.version,
             timeout=lease_timeout,
             every=5,
-            progress=_progress("waiting for the asynchronous run to take the lock", timeout),
+            progress=_progress("waiting for the asynchronous run to take the lock", lease_timeout),
             **waits,
         )
         record = _await_failure_record(lab, slot, timeout=lease_timeout, clock=clock)
