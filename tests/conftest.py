@@ -303,7 +303,8 @@ def e2e_run(aws, tmp_path_factory):
     def messages(queue):
         sqs = target.client("sqs")
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        found = found.get("Messages", [])
         return [json.loads(m["Body"]) for m in found]
 
     work = tmp_path_factory.mktemp("e2e")

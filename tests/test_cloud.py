@@ -4,19 +4,18 @@ the real-AWS path (watch), run here against the embedded backend with Lambda sto
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from jobcontroller.course import lab as cloud
-from jobcontroller.course import lab_day, lab_views
+from jobcontroller.course import lab_views
+from jobcontroller.course.display import cell
 from jobcontroller.errors import ConfigError
 from jobcontroller.model import Drill, Status
 from jobcontroller.ops import deploy as d
 from jobcontroller.ops.driver import ScheduleDriver
-from jobcontroller.ops.driver import wait_for_state as real_wait_for_state
-from jobcontroller.ops.runner import LocalLambdaRunner
-from jobcontroller.ops.schedules import fire_times
+from jobcontroller.ops.standin import StandInAccount
 
 
 @pytest.fixture
@@ -114,85 +113,83 @@ def test_replay_and_watch_refuse_the_wrong_backend(lab):
         real.replay(cloud.DayPlan())
 
 
-class _LambdaStandIn:
-    """Lambda's Invoke API, stood in for by the local runner on Lambda's own clock: the real
-    time plus however far the test has moved it on (`advance_to`), so waiting for a lease or
-    a scheduled time takes no real time. Each run's clock stands still while it starts up,
-    as a warm Lambda's does, so a busy machine cannot eat into its lease."""
+def test_watch_runs_the_real_aws_path(fresh_aws):
+    """watch(): failure, an asynchronous crash reported in the on-failure queue, takeover, a
+    one-off at() schedule fired by the Scheduler, a duplicate; the proof holds.
 
-    simulates_time = False
-
-    def __init__(self, runner: LocalLambdaRunner) -> None:
-        self.runner = runner
-        self.offset = timedelta(0)
-
-    def now(self):
-        return datetime.now(UTC) + self.offset
-
-    def advance_to(self, when):
-        self.offset += max(timedelta(0), when - self.now())
-
-    def invoke(self, event, **_):
-        return self.runner.invoke(event, now=self.now())
-
-    def invoke_async(self, event, **_):
-        return self.runner.invoke_async(event, now=self.now())
-
-
-def test_watch_runs_the_real_aws_path(fresh_aws, monkeypatch):
-    """watch(): failure, crash, takeover, then a one-off at() schedule awaited, duplicate; proof ok.
-
-    Lambda and the Scheduler are stood in for: the local runner invokes on Lambda's clock,
-    which the waits move on (past the crashed run's lease; to the one-off schedule's time)
-    instead of sleeping, so the outcome does not depend on how fast the machine is. A 60 s
-    timeout gives each run a 50 s lease, far more than any start-up takes.
+    The account is stood in for (ops.standin): Lambda is the local runner on the account's
+    virtual clock, which the waits move on (past the crashed run's lease; to the one-off
+    schedule's time), and the Scheduler fires the schedule when that clock passes it, so
+    the outcome does not depend on how fast the machine is.
     """
-    target = d.connect(fresh_aws.session(), say=None)
     names = d.Names("learner")
-    d.deploy(target, names, function=d.FunctionSettings(timeout_seconds=60, workload_seconds=0))
-    lab = cloud.Lab(dataclasses.replace(target, embedded=False), names)
-    local = LocalLambdaRunner(target, names.function)
-    lab._runner = stand_in = _LambdaStandIn(local)
-    waits = []
-
-    def wait(target_, names_, predicate, **options):
-        waits.append(options["timeout"])
-        if len(waits) == 2:  # the real scheduler fires the one-off schedule at its time
-            scheduler = target.client("scheduler")
-            (once,) = [
-                s["Name"]
-                for s in scheduler.list_schedules(GroupName=names.schedule_group)["Schedules"]
-                if "-once-" in s["Name"]
-            ]
-            driver = ScheduleDriver(target, names, lab.runner, schedule_name=once)
-            (when,) = fire_times(
-                driver.spec().expression, stand_in.now(), stand_in.now() + timedelta(hours=1)
-            )
-            stand_in.advance_to(when)
-            assert lab.runner.invoke(driver.render(when)).ok
-        else:  # Lambda's clock passes the crashed run's lease
-            lease = lab.store.read(names.job).lease_expires_at
-            stand_in.advance_to(lease + timedelta(seconds=1))
-        return real_wait_for_state(target_, names_, predicate, **options, sleep=lambda _s: None)
-
-    monkeypatch.setattr(lab_day, "wait_for_state", wait)
+    account = StandInAccount(d.connect(fresh_aws.session(), say=None), names)
+    d.deploy(
+        account.target,
+        names,
+        function=d.FunctionSettings(timeout_seconds=60, workload_seconds=0),
+        clock=account.clock,
+    )
+    lab = cloud.Lab(account.target, names, clock=account.clock, runner=account.runner)
     day = lab.watch(cloud.DayPlan())
-    local.close()
-    assert [s.outcome for s in day.steps] == [
-        "FAILED",
-        "crashed (Runtime.ExitError)",
-        "SUCCEEDED",
-        "ran (seen in the table)",
-        "SKIPPED (SLOT_DONE)",
+    account.close()
+    assert [(s.how, s.outcome) for s in day.steps] == [
+        ("by hand", "FAILED"),
+        ("by hand, asynchronously", "crashed (Runtime.ExitError)"),
+        ("by hand, after the lease", "SUCCEEDED"),
+        ("one-off at() schedule", "ran (seen in the table)"),
+        ("again, by hand", "SKIPPED (SLOT_DONE)"),
     ]
     assert [s.drill for s in day.steps] == [Drill.FAIL, Drill.CRASH, None, None, None]
-    assert day.steps[2].result["took_over_from"] == day.steps[1].run_id
+    assert day.steps[2].result["took_over_from"] == day.steps[1].state_after.run_id
     crashed = day.steps[1].state_after
     assert crashed.lease_expires_at - crashed.last_run_ts == timedelta(seconds=60 - 10)
+    (record,) = lab.show_failures().rows
+    assert record == (
+        cell(day.steps[1].slot, time="hh:mm"),
+        "RetriesExhausted",
+        "1",
+        "Runtime.ExitError",
+    )
     proof = lab.proof(day)
     assert proof.passed, proof
-    spec = ScheduleDriver(target, names, lab.runner).spec()
+    assert [name for name, *_ in account.scheduler.deliveries] == [
+        names.once_schedule(day.steps[3].slot)
+    ]
+    spec = ScheduleDriver(account.target, names, lab.runner).spec()
     assert spec.state == "ENABLED"  # the hourly schedule is back on
+    scheduler = account.target.client("scheduler")
+    left = scheduler.list_schedules(GroupName=names.schedule_group)["Schedules"]
+    assert [s["Name"] for s in left] == [names.schedule]  # the one-off deleted itself
+    assert (
+        lab.show_moment(day, "crash").title
+        == lab.show_moment(day, cell(day.steps[1].slot, time="hh:mm")).title
+    )
+
+
+def test_a_synchronous_crash_reaches_no_on_failure_queue(lab):
+    """Lambda's destinations apply to asynchronous invokes only: a crash invoked
+    synchronously answers its error to the caller, and the on-failure queue stays empty."""
+    lab.store.set_drill(lab.names.job, Drill.CRASH)
+    invocation = lab.runner.invoke(lab.driver.render(cloud.COURSE_DAY), now=cloud.COURSE_DAY)
+    assert invocation.status == "crashed"
+    assert lab.show_failures().rows == ()
+    lab.reset_job()
+    lab.store.set_drill(lab.names.job, Drill.CRASH)
+    lab.runner.invoke_async(lab.driver.render(cloud.COURSE_DAY), now=cloud.COURSE_DAY)
+    assert [row[3] for row in lab.show_failures().rows] == ["Runtime.ExitError"]
+
+
+def test_moments_are_found_by_name_on_a_replayed_day(lab):
+    """ "failure", "crash" and "takeover" name the replay's 14:00, 17:00 and 18:00 slots."""
+    plan = cloud.DayPlan(slots=4, duplicates={}, late={}, fail=("09:00",), crash=("10:00",))
+    day = lab.drive(plan)
+    assert [day.slot_of(m) for m in ("failure", "crash", "takeover")] == ["09:00", "10:00", "11:00"]
+    assert day.moment("crash") == day.moment("10:00")
+    assert "around the 11:00 slot" in lab.show_moment(day, "takeover").text()
+    quiet = lab.drive(cloud.DayPlan(slots=1, duplicates={}, late={}, fail=(), crash=()))
+    with pytest.raises(ConfigError, match="no crash"):
+        quiet.moment("crash")
 
 
 def test_a_replayed_run_stores_the_same_times_however_busy_the_machine_is(lab):

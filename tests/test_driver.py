@@ -173,7 +173,7 @@ def test_an_event_older_than_the_max_age_goes_to_the_schedule_dlq(target, stack,
     assert delivery.invocation is None
     assert delivery.summary() == "dead-lettered (too old to deliver)"
     url = target.client("sqs").get_queue_url(QueueName=names.schedule_dlq)["QueueUrl"]
-    (message,) = target.client("sqs").receive_message(QueueUrl=url)["Messages"]
+    (message,) = target.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
     assert json.loads(message["Body"])["scheduled_time"] == "2026-01-05T09:00:00Z"
     assert stack_store.read(names.job).run_count == 0
 
@@ -262,3 +262,35 @@ def test_wait_for_state_times_out_with_what_to_check(stack):
             sleep=lambda _s: None,
             monotonic=lambda: next(ticks),
         )
+
+
+def _flexible(target, names, minutes):
+    """Give the deployed schedule a FLEXIBLE window of `minutes` (UpdateSchedule, whole)."""
+    scheduler = target.client("scheduler")
+    current = scheduler.get_schedule(Name=names.schedule, GroupName=names.schedule_group)
+    accepted = scheduler.meta.service_model.operation_model("UpdateSchedule").input_shape.members
+    request = {k: v for k, v in current.items() if k in accepted}
+    request["FlexibleTimeWindow"] = {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": minutes}
+    scheduler.update_schedule(**request)
+
+
+def test_a_flexible_window_delivers_each_slot_late_within_it(target, stack, realism):
+    """Under the realism layer a FLEXIBLE window of 15 minutes delivers each slot somewhere in
+    the 15 minutes after it (the same point on every run), and OFF delivers it on time."""
+    names, _runner = stack
+    runner = _FailingRunner("none")
+    on_time = ScheduleDriver(target, names, runner).fire(T0)
+    assert on_time[0].delivered_at == T0
+    _flexible(target, names, 15)
+    driver = ScheduleDriver(target, names, runner)
+    slots = [T0 + HOUR * h for h in range(1, 9)]
+    late = [driver.fire(slot)[0].delivered_at - slot for slot in slots]
+    assert all(timedelta(0) <= d < timedelta(minutes=15) for d in late)
+    assert len(set(late)) > 1  # not one fixed delay
+    spec = driver.spec()
+    assert late == [
+        timedelta(seconds=realism.delivery_delay(spec.arn, slot, spec.flexible_window))
+        for slot in slots
+    ]
+    realism.enabled = False
+    assert driver.fire(T0 + 10 * HOUR)[0].delivered_at == T0 + 10 * HOUR

@@ -485,7 +485,7 @@ def test_async_failure_goes_to_the_on_failure_queue_once(stack, stack_store, tar
     assert result.sent_to == target.arn("sqs", names.failure_queue)
     sqs = target.client("sqs")
     url = sqs.get_queue_url(QueueName=names.failure_queue)["QueueUrl"]
-    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    (message,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
     record = json.loads(message["Body"])
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 1
@@ -500,7 +500,8 @@ def test_async_success_sends_nothing(stack, target):
     result = runner.invoke_async({"job": names.job}, now=T0)
     assert result.sent_to is None and result.last.ok
     url = target.client("sqs").get_queue_url(QueueName=names.failure_queue)["QueueUrl"]
-    assert target.client("sqs").receive_message(QueueUrl=url).get("Messages", []) == []
+    answer = target.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    assert answer.get("Messages", []) == []
 
 
 @pytest.mark.parametrize(("retries", "attempts"), [(None, 3), (2, 3), (1, 2), (0, 1)])

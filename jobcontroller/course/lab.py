@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +66,7 @@ __all__ = [
     "Lab",
     "Proof",
     "Step",
+    "open_lab",
     "start",
 ]
 
@@ -79,17 +80,24 @@ class Lab:
     driving a day is `lab_day`'s, the proof checks `lab_proof`'s.
     """
 
-    def __init__(self, target: _deploy.Target, names: _deploy.Names) -> None:
+    def __init__(
+        self,
+        target: _deploy.Target,
+        names: _deploy.Names,
+        *,
+        clock: Clock | None = None,
+        runner: FunctionRunner | None = None,
+    ) -> None:
         self.target = target
         self.names = names
         self.embedded = target.embedded
-        # On the embedded backend time is the course's (fixed); on AWS it is the real one.
-        self.clock: Clock = ManualClock(_DEPLOYED_AT) if self.embedded else SystemClock()
+        # Embedded: the course's fixed time; AWS: the real one (or a stand-in's, ops.standin).
+        self.clock: Clock = clock or (ManualClock(_DEPLOYED_AT) if self.embedded else SystemClock())
         self.store = ControlStore(names.table, client=target.client("dynamodb"))
         self.deployed_stack = Deployed(target, names, self.store)
         self.zip_path: Path | None = None
         self._scratch = tempfile.TemporaryDirectory(prefix="jobcontroller-lab-")
-        self._runner: FunctionRunner | None = None
+        self._runner: FunctionRunner | None = runner
         self._driver: ScheduleDriver | None = None
 
     def __repr__(self) -> str:
@@ -225,7 +233,8 @@ class Lab:
             assert invocation is not None
             slot = COURSE_DAY
         else:
-            now = datetime.now(UTC)
+            # The function's clock: the gate compares the slot with Lambda's time.
+            now = self.runner.now()
             slot = now.replace(minute=0, second=0, microsecond=0)
             invocation = self.runner.invoke(self.driver.render(slot))
         return show_invocation(invocation, title=f"the function, for the {cell(slot)} slot")
@@ -345,8 +354,18 @@ def start(
         from jobcontroller.embedded.server import start_embedded
 
         target = _deploy.connect(start_embedded().session(), say=None)
-    lab = Lab(target, _deploy.Names(prefix, job))
-    if lab.embedded and _deploy.leftovers(target, prefix):
+    return open_lab(Lab(target, _deploy.Names(prefix, job)), stack=stack, say=say)
+
+
+def open_lab(
+    lab: Lab,
+    *,
+    stack: Literal["empty", "deployed"] = "deployed",
+    say: Callable[[str], None] | None = print,
+) -> Lab:
+    """`start()`'s second half: the stack as the notebook needs it (see `start`), on any
+    Lab (a stood-in account's too, ops.standin)."""
+    if lab.embedded and _deploy.leftovers(lab.target, lab.names.prefix):
         lab.teardown(say=None)
     if stack == "deployed":
         if lab.deployed():

@@ -12,17 +12,20 @@ Course tooling only: the Lambda never imports this module.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from jobcontroller.clock import Clock, SystemClock
 from jobcontroller.course.display import Table, cell
 from jobcontroller.errors import ConfigError
-from jobcontroller.model import Drill, JobState, Outcome, Status
+from jobcontroller.model import Drill, JobState, Outcome, Status, format_ts
 from jobcontroller.ops import deploy as _deploy
 from jobcontroller.ops.driver import ScheduleDriver, wait_for_state
 from jobcontroller.ops.invocation import FunctionRunner
+from jobcontroller.ops.queues import failure_records
 from jobcontroller.store import ControlStore
 
 __all__ = ["COURSE_DAY", "Day", "DayLab", "DayPlan", "Step", "replay", "watch"]
@@ -38,6 +41,7 @@ class DayLab(Protocol):
     names: _deploy.Names
     store: ControlStore
     embedded: bool
+    clock: Clock
 
     @property
     def runner(self) -> FunctionRunner: ...
@@ -152,9 +156,28 @@ class Day:
     # (writing the flag is an UpdateItem too, so it takes a version number of its own).
     drilled: tuple[tuple[datetime, JobState], ...] = ()
 
+    def slot_of(self, moment: str) -> str:
+        """The "HH:MM" slot of a named moment of the day: "failure" (the run drilled to
+        fail), "crash" (drilled to crash) or "takeover" (the run that took a dead run's lock
+        over); an "HH:MM" is returned as it is. The names work on either backend: real AWS
+        (`watch`) delivers other slots than the replay's 14:00, 17:00 and 18:00."""
+        finds = {
+            "failure": lambda s: s.drill is Drill.FAIL,
+            "crash": lambda s: s.drill is Drill.CRASH,
+            "takeover": lambda s: bool((s.result or {}).get("took_over_from")),
+        }
+        if moment not in finds:
+            return moment
+        step = next((s for s in self.steps if finds[moment](s)), None)
+        if step is None:
+            raise ConfigError(f"this day has no {moment}: its plan had none, or it did not happen")
+        return cell(step.slot, time="hh:mm")
+
     def moment(self, slot: str) -> tuple[JobState, JobState]:
-        """The control item before and after the deliveries of `slot` ("HH:MM"); for a
-        drilled slot, "before" is right after the drill flag was written."""
+        """The control item before and after the deliveries of `slot` ("HH:MM", or a named
+        moment: see `slot_of`); for a drilled slot, "before" is right after the drill flag
+        was written."""
+        slot = self.slot_of(slot)
         before = self.initial
         drilled = dict(self.drilled)
         for index, step in enumerate(self.steps):
@@ -265,6 +288,13 @@ def replay(lab: DayLab, plan: DayPlan) -> Day:
     return Day(plan, initial, tuple(steps), max(times, default=end), tuple(drilled))
 
 
+def _elapsed(clock: Clock) -> Callable[[], float]:
+    """Seconds on `clock` for the waits: the machine's monotonic clock on real AWS."""
+    if isinstance(clock, SystemClock):
+        return time.monotonic
+    return lambda: clock.now().timestamp()
+
+
 def watch(
     lab: DayLab,
     plan: DayPlan,
@@ -273,30 +303,39 @@ def watch(
     timeout: float = 900,
     lease_timeout: float = 180,
 ) -> Day:
-    """Real AWS: deliver the plan's kinds of trouble by hand, synchronously through
-    Lambda so the answers come back, then let the real scheduler deliver one slot.
+    """Real AWS: deliver the plan's kinds of trouble by hand through Lambda, then let the real
+    scheduler deliver one slot.
 
-    1. The slot three hours ago with a FAIL drill, then two hours ago with a CRASH drill.
-    2. Once the crashed run's lease has passed (polled), the slot an hour ago takes over.
-    3. A one-off `at()` schedule a few minutes ahead (the Scheduler deletes it once it
+    1. The slot three hours ago with a FAIL drill, synchronously, so the answer comes back.
+    2. The slot two hours ago with a CRASH drill, *asynchronously*, as the Scheduler invokes:
+       Lambda's on-failure destination applies only to asynchronous invocations, so only
+       then does the crash reach the on-failure queue. Lambda answers nothing; the crash is
+       awaited in the table (the lock held) and read back from the queue.
+       https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
+    3. Once the crashed run's lease has passed (polled), the slot an hour ago takes over.
+    4. A one-off `at()` schedule a few minutes ahead (the Scheduler deletes it once it
        has fired); the table is polled until its run is recorded.
-    4. The same slot again (a duplicate delivery).
+    5. The same slot again (a duplicate delivery).
 
     The hourly schedule is disabled meanwhile, so its deliveries do not mix with these,
     and enabled again at the end. The slots delivered by hand lie in the past: the
     function refuses a slot more than a few minutes ahead of its clock, because one
-    would mark the real slots before it as done.
+    would mark the real slots before it as done. Every wait is on `lab.clock` (the real
+    clock on AWS; a stood-in account's virtual one in the tests).
     """
     if lab.embedded:
         raise ConfigError("watch() is for real AWS; on the embedded backend use replay()")
+    clock = lab.clock
+    waits: dict[str, Any] = {"sleep": clock.sleep, "monotonic": _elapsed(clock)}
     _deploy.set_schedule_enabled(lab.target, lab.names, False)
     initial = lab.store.read(lab.names.job)
     steps: list[Step] = []
+    drilled: list[tuple[datetime, JobState]] = []
 
     def by_hand(slot: datetime, how: str, drill: Drill | None, delivery: int = 1) -> None:
         if drill is not None:
-            lab.store.set_drill(lab.names.job, drill)
-        arrived = datetime.now(UTC)
+            drilled.append((slot, lab.store.set_drill(lab.names.job, drill)))
+        arrived = clock.now()
         invocation = lab.runner.invoke(lab.driver.render(slot, delivery=delivery))
         error = None if invocation.error is None else invocation.error.get("errorType")
         after = lab.store.read(lab.names.job)
@@ -314,12 +353,32 @@ def watch(
             )
         )
 
+    def crash_asynchronously(slot: datetime) -> None:
+        before = lab.store.set_drill(lab.names.job, Drill.CRASH)
+        drilled.append((slot, before))
+        arrived = clock.now()
+        lab.runner.invoke_async(lab.driver.render(slot))
+        held = wait_for_state(
+            lab.target,
+            lab.names,
+            lambda s: s.status is Status.RUNNING and s.version > before.version,
+            timeout=lease_timeout,
+            every=5,
+            progress=_progress("waiting for the asynchronous run to take the lock", lease_timeout),
+            **waits,
+        )
+        record = _await_failure_record(lab, slot, timeout=lease_timeout, clock=clock)
+        error = (record.get("responsePayload") or {}).get("errorType")
+        status = "crashed" if error == "Runtime.ExitError" else "error"
+        how = "by hand, asynchronously"
+        steps.append(Step(slot, arrived, how, Drill.CRASH, status, None, error, held))
+
     try:
         hour = timedelta(hours=1)
         # The function's clock, not this laptop's: the gate compares with Lambda's time.
         start = lab.runner.now().replace(microsecond=0)
         by_hand(start - 3 * hour, "by hand", Drill.FAIL)
-        by_hand(start - 2 * hour, "by hand", Drill.CRASH)
+        crash_asynchronously(start - 2 * hour)
         wait_for_state(
             lab.target,
             lab.names,
@@ -327,10 +386,13 @@ def watch(
             timeout=lease_timeout,
             every=5,
             progress=_progress("waiting for the crashed run's lease to pass", lease_timeout),
+            **waits,
         )
         by_hand(start - hour, "by hand, after the lease", None)
         before = lab.store.read(lab.names.job)
-        _, when = _deploy.schedule_once(lab.target, lab.names, minutes_ahead=minutes_ahead)
+        _, when = _deploy.schedule_once(
+            lab.target, lab.names, minutes_ahead=minutes_ahead, clock=clock
+        )
         print(f"one-off schedule at({when:%Y-%m-%dT%H:%M:%S}) UTC created; waiting for it")
         state = wait_for_state(
             lab.target,
@@ -340,9 +402,31 @@ def watch(
             timeout=timeout,
             every=10,
             progress=_progress("waiting for the real scheduler", timeout),
+            **waits,
         )
         steps.append(Step(when, None, "one-off at() schedule", None, "seen", None, None, state))
         by_hand(when, "again, by hand", None, delivery=2)  # the scheduler made the first
     finally:
         _deploy.set_schedule_enabled(lab.target, lab.names, True)
-    return Day(plan, initial, tuple(steps), datetime.now(UTC))
+    return Day(plan, initial, tuple(steps), clock.now(), tuple(drilled))
+
+
+def _await_failure_record(
+    lab: DayLab, slot: datetime, *, timeout: float, clock: Clock
+) -> dict[str, Any]:
+    """The on-failure queue's record of `slot`'s invocation, polled (long polling) until
+    Lambda has sent it; TimeoutError says where else to look."""
+    elapsed = _elapsed(clock)
+    started = elapsed()
+    while True:
+        for record in failure_records(lab.target, lab.names):
+            if (record.get("requestPayload") or {}).get("scheduled_time") == format_ts(slot):
+                return record
+        if elapsed() - started >= timeout:
+            raise TimeoutError(
+                f"no record of the {format_ts(slot)} slot's failed invocation reached the "
+                f"on-failure queue {lab.names.failure_queue} within {timeout:g} s; check the "
+                f"function's async configuration (show_async_config) and its log group "
+                f"{lab.names.log_group}"
+            )
+        clock.sleep(5)

@@ -61,9 +61,11 @@ def show_history(runs: Sequence[RunRecord]) -> Table:
 
 
 def show_moment(day: Day, slot: str) -> Table:
-    """The control item before and after `slot`'s deliveries, changed fields marked."""
+    """The control item before and after `slot`'s deliveries ("HH:MM" or a named moment,
+    `Day.slot_of`), changed fields marked."""
     before, after = day.moment(slot)
-    return show_state(after, before=before, title=f"control item around the {slot} slot")
+    title = f"control item around the {day.slot_of(slot)} slot"
+    return show_state(after, before=before, title=title)
 
 
 def proof(

@@ -24,6 +24,7 @@ from jobcontroller.model import JobConfig
 from jobcontroller.ops import deploy as _deploy
 from jobcontroller.ops.invocation import Invocation
 from jobcontroller.ops.packaging import build_zip, inspect_zip
+from jobcontroller.ops.queues import failure_records
 from jobcontroller.ops.schedules import ScheduleSpec, render_event
 from jobcontroller.store import ControlStore
 
@@ -237,15 +238,8 @@ class Deployed:
 
     def show_failures(self) -> Table:
         """The records in the on-failure queue (what Lambda sent after a failed async run)."""
-        sqs = self.target.client("sqs")
-        url = sqs.get_queue_url(QueueName=self.names.failure_queue)["QueueUrl"]
-        # VisibilityTimeout 0: reading leaves the messages where they are, for the next look.
-        messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0
-        ).get("Messages", [])
         rows = []
-        for message in messages:
-            record = json.loads(message["Body"])
+        for record in failure_records(self.target, self.names):
             context = record.get("requestContext", {})
             payload = record.get("requestPayload") or {}
             response = record.get("responsePayload") or {}

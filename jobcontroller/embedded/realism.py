@@ -18,9 +18,14 @@ What it reproduces, each for a number of *AWS seconds* after the resource's crea
 - `DescribeTimeToLive` says `ENABLING` before `ENABLED`
   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-how-to.html);
 - a function update is `InProgress` for a while, and a second update meanwhile is refused
-  (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
-Lambda destinations apply only to asynchronous invokes: the local runner already sends to
-the on-failure queue only from `invoke_async` (ops.runner).
+  (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html);
+- a write on a control item meets a transaction in flight, at the seeded rate of
+  `conflicts` (embedded.conflicts, 0 unless set; the embedded server answers it for every
+  client, the Lambda's child process included);
+- the Scheduler delivers a slot within a FLEXIBLE window, at the slot with OFF
+  (`delivery_delay`, added by the schedule driver; "scheduler_window" in DOCS);
+- an SQS short poll can miss messages, an empty long poll waits (embedded.polling).
+(Lambda destinations apply only to asynchronous invokes: ops.runner's `invoke_async` sends.)
 
 Time: AWS seconds are the layer's clock times `scale` (8 s of AWS time per real second with
 JOBCONTROLLER_REALISM=8: a learner waits an eighth of what AWS makes them wait). The default is
@@ -31,16 +36,22 @@ notebook outputs are the same on every run. JOBCONTROLLER_REALISM=off switches i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from botocore.awsrequest import AWSResponse
+
+from jobcontroller.embedded.conflicts import TransactionConflicts
+from jobcontroller.embedded.polling import Polls, answer_long_polls_now
+from jobcontroller.embedded.server import add_request_hook
 
 __all__ = [
     "DEFAULT_SCALE",
@@ -65,6 +76,8 @@ DOCS = {
     "tagging": "https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html",
     "ttl": "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-how-to.html",
     "update": "https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html",
+    "scheduler_window": "https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-flexible-time-windows.html",
+    "polling": "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html",
 }
 
 
@@ -139,7 +152,11 @@ def _queue_name(url: str) -> str:
 
 @dataclass
 class Realism:
-    """AWS's eventual consistency, on the clients it is attached to (see the module docs)."""
+    """AWS's eventual consistency, on the clients it is attached to (see the module docs).
+
+    Size: one class on purpose: each behaviour is a few lines in the same botocore handlers
+    over the same resource history, and one request's answer reads best in one place.
+    """
 
     delays: Delays = field(default_factory=Delays)
     scale: float = DEFAULT_SCALE
@@ -148,11 +165,15 @@ class Realism:
     # What DeleteQueue answers for a queue deleted less than 60 s ago: "ok" (AWS accepts the
     # second delete) or "NonExistentQueue".
     deleted_queue_answer: str = "ok"
+    conflicts: TransactionConflicts = field(default_factory=TransactionConflicts)
+    # Picks each FLEXIBLE delivery's delay: the same schedule, slot and seed, the same delay.
+    delivery_seed: int = 0
     _born: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
     _gone: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
     _roles: dict[str, str] = field(default_factory=dict, repr=False)
     _tags: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _urls: dict[str, str] = field(default_factory=dict, repr=False)
+    polls: Polls = field(default_factory=Polls, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- time ------------------------------------------------------------------------------
@@ -170,6 +191,8 @@ class Realism:
         with self._lock:
             for table in (self._born, self._gone, self._roles, self._tags, self._urls):
                 table.clear()
+        self.conflicts.reset()
+        self.polls.reset()
 
     def _note(self, table: dict[tuple[str, str], float], kind: str, key: str) -> None:
         with self._lock:
@@ -182,6 +205,16 @@ class Realism:
             when = table.get((kind, key))
         return when is not None and self.aws_now() - when < limit
 
+    def delivery_delay(self, schedule_arn: str, slot: datetime, window: Mapping[str, Any]) -> int:
+        """Seconds after `slot` that the Scheduler delivers it: in [0, MaximumWindowInMinutes)
+        with the FlexibleTimeWindow FLEXIBLE (AWS documents only the window; the seed fixes the
+        point per schedule and slot), 0 with OFF or with the layer off."""
+        minutes = int(window.get("MaximumWindowInMinutes") or 0)
+        if not self.enabled or window.get("Mode") != "FLEXIBLE" or minutes <= 0:
+            return 0
+        seed = f"{self.delivery_seed}|{schedule_arn}|{slot.isoformat()}".encode()
+        return int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") % (minutes * 60)
+
     # --- wiring ----------------------------------------------------------------------------
 
     def attach(self, client: Any) -> Any:
@@ -190,6 +223,7 @@ class Realism:
         service = client.meta.service_model.service_id.hyphenize()
         region = client.meta.region_name
         events.register(f"before-parameter-build.{service}", _remember_params)
+        events.register("before-parameter-build.sqs.ReceiveMessage", answer_long_polls_now)
         events.register(f"before-call.{service}", self._guarded(self._before))
         events.register(
             f"after-call.{service}",
@@ -349,6 +383,8 @@ class Realism:
                     self._note(self._gone, "arn", arn)
         elif op == "GetResources":
             self._lag_tagging(params, parsed)
+        elif op == "ReceiveMessage":
+            self.polls.answer(params, parsed, self.sleep)
 
     def _created(self, arn: str, tags: dict[str, str]) -> None:
         if not arn:
@@ -379,8 +415,9 @@ class Realism:
 
 
 def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    # before-call sees only the serialized request; keep the API parameters for it.
-    context["realism_params"] = dict(params)
+    # before-call sees only the serialized request; keep the API parameters for it (as the
+    # caller gave them: `answer_long_polls_now` may have run first and changed one).
+    context.setdefault("realism_params", dict(params))
 
 
 # --- the process-wide layer the package's clients get -----------------------------------------
@@ -409,6 +446,13 @@ def from_environment(env: dict[str, str] | None = None) -> Realism:
 
 
 _DEFAULT = from_environment()
+
+
+def _answer(target: str, body: bytes, agent: str) -> Any:  # asked by the embedded server
+    return _DEFAULT.conflicts.answer(target, body, agent) if _DEFAULT.enabled else None
+
+
+add_request_hook(_answer)
 
 
 def default_layer() -> Realism:

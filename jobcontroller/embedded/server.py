@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import ipaddress
+import json
 import logging
 import tempfile
 import threading
@@ -37,6 +39,7 @@ __all__ = [
     "DEFAULT_REGION",
     "EmbeddedAWS",
     "RealAWSBlocked",
+    "add_request_hook",
     "guard_real_aws",
     "is_loopback",
     "main",
@@ -51,6 +54,35 @@ _log = logging.getLogger(__name__)
 _ONE_AT_A_TIME = threading.Lock()
 
 
+# Asked about each JSON-protocol request (X-Amz-Target, body, User-Agent) before moto sees
+# it; the first answer (HTTP status, JSON body) is sent instead of moto's. The realism layer
+# answers here what AWS would and moto cannot (a transaction conflict), for every client,
+# child processes included.
+RequestHook = Callable[[str, bytes, str], "tuple[int, dict[str, Any]] | None"]
+_REQUEST_HOOKS: list[RequestHook] = []
+
+
+def add_request_hook(hook: RequestHook) -> None:
+    """Ask `hook` about every JSON-protocol request before moto answers it (once per hook)."""
+    if hook not in _REQUEST_HOOKS:
+        _REQUEST_HOOKS.append(hook)
+
+
+def _hooked_answer(environ: dict[str, Any]) -> tuple[int, bytes] | None:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if not target or not _REQUEST_HOOKS:
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+    for hook in _REQUEST_HOOKS:
+        answer = hook(target, body, environ.get("HTTP_USER_AGENT", ""))
+        if answer is not None:
+            status, document = answer
+            return status, json.dumps(document).encode()
+    return None
+
+
 class _OneAtATime:
     """WSGI middleware that runs each whole request under the process-wide lock."""
 
@@ -59,6 +91,13 @@ class _OneAtATime:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with _ONE_AT_A_TIME:
+            answer = _hooked_answer(environ)
+            if answer is not None:
+                status, body = answer
+                headers = [("Content-Type", "application/x-amz-json-1.0")]
+                headers.append(("Content-Length", str(len(body))))
+                start_response(f"{status} {'OK' if status < 300 else 'Bad Request'}", headers)
+                return [body]
             result = self._app(environ, start_response)
             try:
                 # A WSGI body may be produced lazily, so produce it while still holding the lock.

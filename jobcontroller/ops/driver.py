@@ -121,7 +121,8 @@ class ScheduleDriver:
         copies: int = 1,
         concurrent: bool = False,
     ) -> list[Delivery]:
-        """Deliver `slot`'s event `copies` times, `delay_seconds` after the slot.
+        """Deliver `slot`'s event `copies` times, `delay_seconds` after the slot (and after
+        the point in the schedule's flexible time window the realism layer picked, if any).
 
         `copies > 1` is the Scheduler's at-least-once delivery; `concurrent=True` makes the
         copies arrive at once (racing for the lock) instead of one after another. An event
@@ -138,6 +139,14 @@ class ScheduleDriver:
         if copies < 1:
             raise ConfigError("copies must be at least 1")
         slot = as_utc(slot)
+        # With a FLEXIBLE window the Scheduler itself delivers late, somewhere in the window
+        # (the realism layer picks where); `delay_seconds` is lateness on top of that.
+        flexible = (
+            0
+            if self.target.realism is None
+            else self.target.realism.delivery_delay(spec.arn, slot, spec.flexible_window)
+        )
+        delay_seconds += flexible
         delivered_at = slot + timedelta(seconds=delay_seconds)
         # Everything a copy needs is fixed here, before any copy is delivered, so racing
         # copies get the same execution ids and run ids on every run.

@@ -41,6 +41,8 @@ class ScheduleSpec:
     start_date: datetime | None = None
     end_date: datetime | None = None
     created: datetime | None = None
+    # DELETE: the Scheduler deletes a one-off schedule once it has fired.
+    action_after_completion: str = "NONE"
 
     @classmethod
     def from_api(cls, schedule: Mapping[str, Any]) -> ScheduleSpec:
@@ -64,6 +66,7 @@ class ScheduleSpec:
             start_date=aware(schedule.get("StartDate")),
             end_date=aware(schedule.get("EndDate")),
             created=aware(schedule.get("CreationDate")),
+            action_after_completion=schedule.get("ActionAfterCompletion") or "NONE",
         )
 
 
