@@ -195,8 +195,7 @@ class Lab:
         """The local runner of the built zip (embedded), or Lambda's Invoke API (real AWS)."""
         if self._runner is None:
             if self.embedded:
-                # The local runner, writing each run's output to the function's log group
-                # in the embedded CloudWatch Logs, as Lambda does (see lablogs).
+                # Each run's output goes to the function's log group, as on Lambda (lablogs).
                 self._runner = ShippingLocalRunner(
                     self.target,
                     self.names.function,
@@ -320,9 +319,8 @@ class Lab:
         return Dashboard(course)
 
     def close(self) -> None:
-        runner = self._runner
-        if isinstance(runner, LocalLambdaRunner):
-            runner.close()
+        if isinstance(self._runner, LocalLambdaRunner):
+            self._runner.close()
         self._runner = self._driver = None
         self._scratch.cleanup()
 
