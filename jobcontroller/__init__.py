@@ -30,6 +30,7 @@ from .errors import (
     TeardownIncomplete,
     UnknownJob,
     WorkloadCrash,
+    WriteConflict,
 )
 from .events import parse_event, schedule_input
 from .gate import decide
@@ -91,6 +92,7 @@ __all__ = [
     "WorkloadContext",
     "WorkloadCrash",
     "WorkloadTimeout",
+    "WriteConflict",
     "decide",
     "parse_event",
     "placeholder",

@@ -23,6 +23,7 @@ __all__ = [
     "TeardownIncomplete",
     "UnknownJob",
     "WorkloadCrash",
+    "WriteConflict",
     "preview",
 ]
 
@@ -72,6 +73,10 @@ class ControlItemCorrupt(JobControllerError):
 
 class CommitConflict(JobControllerError):
     """The commit met another transaction on every try; the lock stays held until its lease."""
+
+
+class WriteConflict(JobControllerError):
+    """A set-up write met a transaction on the item on every try; it was not applied."""
 
 
 class StoreThrottled(JobControllerError):

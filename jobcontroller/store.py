@@ -30,6 +30,7 @@ from .errors import (
     ControlItemMissing,
     StoreThrottled,
     TableMissing,
+    WriteConflict,
 )
 from .model import (
     TTL_ATTRIBUTE,
@@ -173,7 +174,7 @@ class ControlStore:
         if client is None:
             client = (session or boto3.session.Session()).client("dynamodb", config=_CLIENT_CONFIG)
         self.client = client
-        # Only waits between retries of a conflicting commit use the clock.
+        # Only waits between resends of a write that met a transaction use the clock.
         self.clock: Clock = clock or SystemClock()
         self.new_token = new_token or _random_token
 
@@ -226,7 +227,9 @@ class ControlStore:
         """Write the job's IDLE control item; False (and nothing written) if it already exists."""
         state = JobState.new(job, now=now)
         try:
-            self.client.put_item(
+            self._through_conflicts(
+                self.client.put_item,
+                f"initialising job {job!r}",
                 TableName=self.table,
                 Item=_to_ddb(state.to_item()),
                 # Never overwrite a live item: re-running set-up must not reset a job.
@@ -464,7 +467,9 @@ class ControlStore:
         # corruption to report, not to paper over (rule 9).
         condition = f"attribute_exists(PK) AND attribute_exists({version})"
         try:
-            response = self.client.update_item(
+            response = self._through_conflicts(
+                self.client.update_item,
+                f"setting {attr} of job {job!r}",
                 TableName=self.table,
                 Key=_to_ddb(job_key(job)),
                 ReturnValues="ALL_NEW",
@@ -502,7 +507,12 @@ class ControlStore:
             while True:
                 page = self.client.query(**request)
                 for key in page.get("Items", []):
-                    self.client.delete_item(TableName=self.table, Key=key)
+                    self._through_conflicts(
+                        self.client.delete_item,
+                        f"deleting job {job!r}",
+                        TableName=self.table,
+                        Key=key,
+                    )
                     deleted += 1
                 if "LastEvaluatedKey" not in page:
                     return deleted
@@ -552,6 +562,34 @@ class ControlStore:
         self.client.put_item(TableName=self.table, Item=_to_ddb(state.to_item()))
 
     # --- errors --------------------------------------------------------------------------
+
+    def _through_conflicts(self, send: Callable[..., Any], what: str, **request: Any) -> Any:
+        """Send a single write, again (as is) while it meets a transaction on the item.
+
+        DynamoDB refuses a single write on an item a transaction is writing with
+        TransactionConflictException and applies nothing; botocore does not retry it. These
+        writes (set-up, flags, deletes) are safe to resend, so a commit in flight does not
+        fail them; the controller's acquire does not come here: for it, a conflict means the
+        race is lost.
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
+        """
+        delay = COMMIT_BACKOFF_SECONDS
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return send(**request)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionConflictException":
+                    raise
+                if attempt == COMMIT_ATTEMPTS:
+                    raise WriteConflict(
+                        f"{what} met another transaction on the item {COMMIT_ATTEMPTS} times "
+                        f"(TransactionConflict) and was not applied; nothing changed. Try "
+                        f"again; if this repeats, look for another writer of table "
+                        f"{self.table!r}."
+                    ) from exc
+                self.clock.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _blocking_state(self, exc: ClientError, job: str) -> JobState | None:
         """The item that failed a condition, from ALL_OLD; re-raise anything else."""

@@ -11,7 +11,14 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import JOB, TABLE
 
-from jobcontroller import ControlStore, JobConfig, JobController, ManualClock, SequentialIds
+from jobcontroller import (
+    ControlStore,
+    JobConfig,
+    JobController,
+    ManualClock,
+    SequentialIds,
+    WriteConflict,
+)
 from jobcontroller.embedded.conflicts import DOC, TransactionConflicts
 from jobcontroller.embedded.realism import disabled
 from jobcontroller.model import Outcome, Status, Trigger
@@ -150,3 +157,32 @@ def test_racing_deliveries_under_conflicts_run_each_slot_once_and_wedge_nothing(
     assert state.last_slot == slots[-1]
     assert realism.conflicts.injected["UpdateItem"] > 0
     assert realism.conflicts.injected["TransactWriteItems"] > 0
+
+
+def test_set_up_writes_are_resent_through_conflicts_and_applied_once(table, realism):
+    """init_job, set_drill, set_paused and delete_job meeting two conflicts in a row each are
+    resent as they were, applied once, and wait only on the store's clock (0.05 + 0.1 s)."""
+    clock = ManualClock("2026-01-05T09:00:00Z")
+    store = ControlStore(TABLE, client=boto3.client("dynamodb"), clock=clock)
+    realism.conflicts = TransactionConflicts(rate=1.0, in_a_row=2)
+    assert store.init_job("other", now=clock.now()) is True
+    assert store.set_drill(JOB, "FAIL").version == 1
+    assert store.set_paused(JOB, True).version == 2
+    assert store.read(JOB).paused is True
+    assert store.delete_job("other") == 1
+    assert realism.conflicts.injected == {"PutItem": 2, "UpdateItem": 4, "DeleteItem": 2}
+    assert clock.now() == ManualClock("2026-01-05T09:00:00.600Z").now()
+
+
+def test_a_set_up_write_that_keeps_conflicting_says_so_and_changes_nothing(table, realism):
+    """Four conflicts in a row: set_drill raises WriteConflict naming the write, and the item
+    is unchanged (the version has not moved, no drill)."""
+    store = ControlStore(
+        TABLE, client=boto3.client("dynamodb"), clock=ManualClock("2026-01-05T09:00:00Z")
+    )
+    realism.conflicts = TransactionConflicts(rate=1.0, in_a_row=4)
+    with pytest.raises(WriteConflict, match=r"setting drill of job .* was not applied"):
+        store.set_drill(JOB, "CRASH")
+    realism.conflicts = TransactionConflicts(rate=0.0)
+    state = store.read(JOB)
+    assert (state.version, state.drill) == (0, None)
