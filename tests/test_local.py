@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -278,12 +277,14 @@ def test_8_processes_racing_share_one_serialised_server(fresh_aws):
     ddb = boto3.client("dynamodb")
     _create_table(ddb)
     ddb.put_item(TableName=TABLE, Item={**KEY, "version": {"N": "0"}})
+    # Each child says "ready" once boto3 is imported and its client made, then waits for one
+    # line on stdin: all eight start climbing together, however long the imports took.
     child = """
-import json, sys, time, boto3
-table, key = sys.argv[1], json.loads(sys.argv[2])
-start, steps = float(sys.argv[3]), int(sys.argv[4])
+import json, sys, boto3
+table, key, steps = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 ddb = boto3.client("dynamodb")
-time.sleep(max(0.0, start - time.time()))
+print("ready", flush=True)
+sys.stdin.readline()
 won = []
 for v in range(steps):
     try:
@@ -295,13 +296,21 @@ for v in range(steps):
         pass
 print(json.dumps(won))
 """
-    start = time.time() + 4  # every child is importing boto3 by then, on a small machine too
-    args = [TABLE, json.dumps(KEY), str(start), str(steps)]
+    args = [TABLE, json.dumps(KEY), str(steps)]
     children = [
-        subprocess.Popen([sys.executable, "-c", child, *args], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", child, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(8)
     ]
     with _switching_threads_constantly():
+        assert [c.stdout.readline() for c in children] == ["ready\n"] * 8
+        for c in children:  # the start line reaches all eight before any result is awaited
+            c.stdin.write("go\n")
+            c.stdin.flush()
         outputs = [c.communicate(timeout=120)[0] for c in children]
     assert [c.returncode for c in children] == [0] * 8
 
