@@ -243,8 +243,13 @@ def _acquire(client: Any, version: int, run_id: str) -> bool:
     return isinstance(outcome, Acquired)
 
 
+@pytest.mark.slow
 def test_64_racing_threads_give_exactly_one_winner_in_every_round(fresh_aws):
-    """64 threads released together on one IDLE item: exactly one wins, in 20 of 20 rounds."""
+    """64 threads released together on one IDLE item: exactly one wins, in 20 of 20 rounds.
+
+    Slow: the threads switch as often as Python allows, to make a race as likely as it gets;
+    20 rounds, because a server that let two win would show it in about one round in four.
+    """
     session = boto3.session.Session()
     clients = [session.client("dynamodb") for _ in range(64)]
     _create_table(clients[0])
@@ -271,8 +276,12 @@ def test_64_racing_threads_give_exactly_one_winner_in_every_round(fresh_aws):
     assert all([holder] == won for holder, won in holders)
 
 
+@pytest.mark.slow
 def test_8_processes_racing_share_one_serialised_server(fresh_aws):
-    """8 processes climbing one version counter never both win the same step."""
+    """8 processes climbing one version counter never both win the same step.
+
+    Slow: 8 fresh interpreters importing boto3, then 320 racing writes.
+    """
     steps = 40
     ddb = boto3.client("dynamodb")
     _create_table(ddb)
@@ -320,12 +329,14 @@ print(json.dumps(won))
     assert final["version"] == {"N": str(steps)}
 
 
+@pytest.mark.slow
 def test_contrast_moto_in_process_mock_lets_two_writers_win():
     """Under moto's in-process mock_aws, 64 racing threads let two or more win within 60 rounds.
 
     Measured on a 2-core machine: the first double win came after 1 to 18 rounds (about one
     round in four), so 60 rounds without one is a one-in-ten-million event. This documents
     why the course serves moto over HTTP. A subprocess, because mock_aws wipes moto's state.
+    Slow: it stops at the first double win, which takes up to 18 rounds of 64 threads.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     command = [sys.executable, str(ROOT / "scripts" / "bench_backend.py"), "--backend", "mock"]
