@@ -315,12 +315,17 @@ print(json.dumps(won))
         )
         for _ in range(8)
     ]
-    with _switching_threads_constantly():
-        assert [c.stdout.readline() for c in children] == ["ready\n"] * 8
-        for c in children:  # the start line reaches all eight before any result is awaited
-            c.stdin.write("go\n")
-            c.stdin.flush()
-        outputs = [c.communicate(timeout=120)[0] for c in children]
+    try:
+        with _switching_threads_constantly():
+            assert [c.stdout.readline() for c in children] == ["ready\n"] * 8
+            for c in children:  # the start line reaches all eight before any result is awaited
+                c.stdin.write("go\n")
+                c.stdin.flush()
+            outputs = [c.communicate(timeout=120)[0] for c in children]
+    finally:
+        for c in children:  # a child that failed to start leaves none of the others waiting
+            if c.poll() is None:
+                c.kill()
     assert [c.returncode for c in children] == [0] * 8
 
     wins = sorted(v for out in outputs for v in json.loads(out))
