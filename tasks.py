@@ -2,6 +2,8 @@
 
     python3 tasks.py course [jupyter options]   open the notebooks in JupyterLab
     python3 tasks.py test [pytest options]      ruff, mypy, then pytest over tests/ and notebooks
+                                                (every test, on parallel workers)
+    python3 tasks.py test --quick [...]         the same without the tests marked slow
     python3 tasks.py test --latest [...]        the same on the newest releases pyproject allows
     python3 tasks.py test --lowest [...]        the same on pyproject's lower bounds
     python3 tasks.py lock [uv options]          rewrite requirements-lock.txt after a change
@@ -255,8 +257,43 @@ def _no_news_popup() -> None:
         overrides.write_text(json.dumps(settings, indent=2) + "\n")
 
 
+# One pytest worker per core, at most this many: each worker starts its own embedded backend
+# and, for the DynamoDB Local tests, its own engine (a JVM), so more would cost memory and
+# start-up for little gain on a bigger machine.
+MAX_WORKERS = 4
+# Options by which the caller chooses the workers (`-n 0`: none) or needs none (a debugger).
+_WORKER_OPTIONS = ("-n", "--numprocesses", "--dist", "--pdb", "--trace", "no:xdist", "-pno:xdist")
+
+
+def _cores() -> int:
+    """The cores this process may use (a container's CPU affinity, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def pytest_options(args: list[str]) -> list[str]:
+    """pytest's arguments for `test`: parallel workers unless `args` choose, strict nbval,
+    and `--quick` (anywhere in `args`) as `-m "not slow"`."""
+    options = ["--nbval"]
+    sanitize = ROOT / "notebooks" / "sanitize.cfg"
+    if sanitize.exists():
+        # Absolute: nbval opens it when the first notebook runs, wherever the cwd is by then.
+        options += ["--nbval-sanitize-with", str(sanitize)]
+    if "--quick" in args:
+        args = [a for a in args if a != "--quick"]
+        options += ["-m", "not slow"]
+    chosen = any(a.split("=")[0] in _WORKER_OPTIONS or a.startswith("-n") for a in args)
+    if not chosen:
+        # pytest-xdist, a file at a time: a notebook's cells share one kernel, a module its
+        # fixtures (tests/conftest.py keeps the files sharing the end-to-end run together).
+        workers = max(1, min(_cores(), MAX_WORKERS))
+        options += ["-n", str(workers), "--dist", "loadfile"]
+    return [*options, *args]
+
+
 def test(args: list[str]) -> int:
-    """ruff, mypy, then pytest over tests/ and the notebooks (nbval, strict).
+    """ruff, mypy, then pytest over tests/ and the notebooks (nbval, strict), in parallel.
 
     The first that fails ends the command with its exit code.
     """
@@ -275,12 +312,8 @@ def test(args: list[str]) -> int:
     types = _run(python, "-m", "mypy")
     if types != 0:
         return types
-    nbval = ["--nbval"]
-    sanitize = ROOT / "notebooks" / "sanitize.cfg"
-    if sanitize.exists():
-        nbval += ["--nbval-sanitize-with", str(sanitize.relative_to(ROOT))]
     # No paths here: pytest's testpaths (tests, notebooks) apply unless args name some.
-    return _run(python, "-m", "pytest", *nbval, *args)
+    return _run(python, "-m", "pytest", *pytest_options(args))
 
 
 def dynamodb_local(args: list[str]) -> int:

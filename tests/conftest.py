@@ -82,9 +82,44 @@ def pytest_generate_tests(metafunc):
 
 _LEFT_OUT = pytest.StashKey[str]()
 
+# --- running in parallel (pytest-xdist, `--dist loadfile`, as tasks.py runs the suite) ------
+
+# A file is the unit a worker takes: a notebook's cells run in order in one kernel, and module
+# fixtures are set up once. Files that share an expensive session fixture are one unit, so the
+# fixture runs once per suite, not once per worker (`e2e_run`, about 20 s).
+_ONE_UNIT = {"tests/test_end_to_end.py": "e2e_run", "tests/test_iam.py": "e2e_run"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with `_ONE_UNIT`'s files together, taken in collection order."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return _ONE_UNIT.get(scope, scope)
+
+    # Collection order, not xdist's "most tests first": the workers put the files holding
+    # slow tests first (`_slow_files_first`), the units that would otherwise finish last.
+    config.option.loadscopereorder = False
+    return FileScheduling(config, log)
+
+
+def _slow_files_first(config, items) -> None:
+    """On an xdist worker, move the files that hold a test marked slow to the front."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: file order kept otherwise
+
 
 def pytest_collection_modifyitems(config, items):
-    """Without Java or the engine, leave the DynamoDB Local tests out and say so once."""
+    """Without Java or the engine, leave the DynamoDB Local tests out and say so once; on an
+    xdist worker, order the files for the scheduler (`_slow_files_first`)."""
+    _slow_files_first(config, items)
     ours = [item for item in items if item.get_closest_marker("dynamodb_local")]
     if not ours or os.environ.get("JOBCONTROLLER_REQUIRE_DYNAMODB_LOCAL"):
         return

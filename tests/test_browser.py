@@ -5,6 +5,9 @@ bottom, in a fresh kernel each, and that notebook 03's live dashboard does what 
 Run it alone with `pytest -m browser`; it prints where the screenshots went. It needs Chromium
 (Debian's `chromium` package; Playwright's own browser download is not used) and Playwright for
 Python (the dev extra); it is skipped with a one-line reason when either is missing.
+
+Slow (marked `slow`): every notebook runs a second time, in a real browser, one after the
+other; strict nbval cannot see what only the browser shows, so nothing here can be cut.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb
 SERVER_START_S = 90
 NOTEBOOK_RUN_MS = 120_000
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _chromium() -> str | None:

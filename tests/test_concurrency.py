@@ -18,8 +18,13 @@ JOB = "hourly_processor"
 ROUNDS = 20
 
 
+@pytest.mark.slow
 def test_64_threads_one_run_per_round(store, clock):
-    """64 threads firing the same slot together: exactly one run in each of 20 rounds."""
+    """64 threads firing the same slot together: exactly one run in each of 20 rounds.
+
+    Slow: 1,280 invocations, each a read and a conditional write through a backend that
+    serves one request at a time; every round is a fresh chance for a second winner.
+    """
     start = clock.now()
     reasons = Counter()
     for round_no in range(ROUNDS):
@@ -61,8 +66,12 @@ def test_a_contenders_error_reaches_the_caller(store, clock):
     assert store.read(JOB).run_count == 1  # the other three still raced, and one ran
 
 
+@pytest.mark.slow
 def test_8_processes_one_run_per_round(store, clock):
-    """8 separate processes firing the same slot together: exactly one run in each of 20 rounds."""
+    """8 separate processes firing the same slot together: exactly one run in each of 20 rounds.
+
+    Slow: 8 fresh interpreters, each importing boto3 and the package before the first round.
+    """
     results = race_processes(
         store.table, JOB, first_slot=clock.now(), processes=8, rounds=ROUNDS, config=JobConfig()
     )

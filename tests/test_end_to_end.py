@@ -4,6 +4,8 @@ the seed's proof checks on the stored state, tear down, and find nothing left.
 The run itself is the session fixture `e2e_run` (tests/conftest.py), shared with
 tests/test_iam.py: 27 invocations of the built zip, each in a fresh process, about 0.45 s
 apiece, so the whole run takes about 15 s. Each test below checks one part of what it saw.
+
+Slow (marked `slow`): the day is the point, every slot through the built zip, so it stays whole.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from conftest import E2E_DRILLS, E2E_LATE, E2E_RACING, E2E_SEQUENTIAL
+
+pytestmark = pytest.mark.slow
 
 JOB = "hourly_processor"
 DAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
+import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
 
@@ -81,11 +82,15 @@ class Faults:
     (TransactionConflictException, or a transaction cancelled with reason TransactionConflict),
     and never reach the backend. `lose_response(op, n)`: the next n attempts reach the
     backend and are applied, but the client gets a 500 instead of the answer.
+
+    botocore's backoff before each retry (`backoffs`, in seconds) is recorded, not slept:
+    the standard mode waits up to 1, 2, 4 and 8 s, which would only make the tests slow.
     """
 
     def __init__(self, client) -> None:
         self.attempts: dict[str, int] = {}
         self.tokens: list[str] = []  # ClientRequestToken of every attempt that carried one
+        self.backoffs: list[float] = []
         self._plan: dict[str, list[str]] = {}
         client.meta.events.register("before-send.dynamodb", self._before_send)
 
@@ -136,9 +141,22 @@ def prod_store(store, clock):
     return ControlStore(store.table, clock=clock)
 
 
+class _RecordedTime:
+    """Stands in for the `time` module in botocore.endpoint, whose only use is the sleep
+    between retries: the backoff is recorded instead of waited for."""
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+
+    def sleep(self, seconds: float) -> None:
+        self._faults.backoffs.append(seconds)
+
+
 @pytest.fixture
-def faults(prod_store):
-    return Faults(prod_store.client)
+def faults(prod_store, monkeypatch):
+    injected = Faults(prod_store.client)
+    monkeypatch.setattr(botocore.endpoint, "time", _RecordedTime(injected))
+    return injected
 
 
 @pytest.fixture
@@ -220,6 +238,7 @@ def test_throttled_acquire_is_retried_without_a_duplicate_run(controller, store,
     result = controller.invoke(scheduled(clock.now()), placeholder())
     assert result.outcome is Outcome.SUCCEEDED
     assert faults.attempts["UpdateItem"] == 3
+    assert len(faults.backoffs) == 2
     assert store.read(JOB).run_count == 1
 
 
@@ -243,6 +262,8 @@ def test_throttled_on_every_attempt_is_the_packages_error_and_changes_nothing(
     with pytest.raises(StoreThrottled, match="not applied"):
         controller.invoke(scheduled(clock.now()), placeholder())
     assert faults.attempts[operation] >= MAX_ATTEMPTS
+    # botocore backed off before each of its retries (recorded by Faults, not slept).
+    assert len(faults.backoffs) == MAX_ATTEMPTS - 1
     assert store.read(JOB) == before
 
 

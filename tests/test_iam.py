@@ -8,6 +8,8 @@ action is used, and no action or resource is a wildcard.
 
 The one wildcard allowed anywhere is the log-stream suffix `<log group ARN>:*`: Lambda names
 each log stream at run time, so the stream cannot be named in advance; the group can, and is.
+
+Slow (marked `slow`): it needs the end-to-end run, a day of invocations of the built zip.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import pytest
 
 from jobcontroller.ops.authz import Authorization, authorizations
+
+pytestmark = pytest.mark.slow
 
 # Granted but never called by the handler, each for a reason:
 NOT_CALLED_BY_THE_HANDLER = {

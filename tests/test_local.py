@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -244,8 +243,13 @@ def _acquire(client: Any, version: int, run_id: str) -> bool:
     return isinstance(outcome, Acquired)
 
 
+@pytest.mark.slow
 def test_64_racing_threads_give_exactly_one_winner_in_every_round(fresh_aws):
-    """64 threads released together on one IDLE item: exactly one wins, in 20 of 20 rounds."""
+    """64 threads released together on one IDLE item: exactly one wins, in 20 of 20 rounds.
+
+    Slow: the threads switch as often as Python allows, to make a race as likely as it gets;
+    20 rounds, because a server that let two win would show it in about one round in four.
+    """
     session = boto3.session.Session()
     clients = [session.client("dynamodb") for _ in range(64)]
     _create_table(clients[0])
@@ -272,18 +276,24 @@ def test_64_racing_threads_give_exactly_one_winner_in_every_round(fresh_aws):
     assert all([holder] == won for holder, won in holders)
 
 
+@pytest.mark.slow
 def test_8_processes_racing_share_one_serialised_server(fresh_aws):
-    """8 processes climbing one version counter never both win the same step."""
+    """8 processes climbing one version counter never both win the same step.
+
+    Slow: 8 fresh interpreters importing boto3, then 320 racing writes.
+    """
     steps = 40
     ddb = boto3.client("dynamodb")
     _create_table(ddb)
     ddb.put_item(TableName=TABLE, Item={**KEY, "version": {"N": "0"}})
+    # Each child says "ready" once boto3 is imported and its client made, then waits for one
+    # line on stdin: all eight start climbing together, however long the imports took.
     child = """
-import json, sys, time, boto3
-table, key = sys.argv[1], json.loads(sys.argv[2])
-start, steps = float(sys.argv[3]), int(sys.argv[4])
+import json, sys, boto3
+table, key, steps = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 ddb = boto3.client("dynamodb")
-time.sleep(max(0.0, start - time.time()))
+print("ready", flush=True)
+sys.stdin.readline()
 won = []
 for v in range(steps):
     try:
@@ -295,14 +305,27 @@ for v in range(steps):
         pass
 print(json.dumps(won))
 """
-    start = time.time() + 4  # every child is importing boto3 by then, on a small machine too
-    args = [TABLE, json.dumps(KEY), str(start), str(steps)]
+    args = [TABLE, json.dumps(KEY), str(steps)]
     children = [
-        subprocess.Popen([sys.executable, "-c", child, *args], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", child, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(8)
     ]
-    with _switching_threads_constantly():
-        outputs = [c.communicate(timeout=120)[0] for c in children]
+    try:
+        with _switching_threads_constantly():
+            assert [c.stdout.readline() for c in children] == ["ready\n"] * 8
+            for c in children:  # the start line reaches all eight before any result is awaited
+                c.stdin.write("go\n")
+                c.stdin.flush()
+            outputs = [c.communicate(timeout=120)[0] for c in children]
+    finally:
+        for c in children:  # a child that failed to start leaves none of the others waiting
+            if c.poll() is None:
+                c.kill()
     assert [c.returncode for c in children] == [0] * 8
 
     wins = sorted(v for out in outputs for v in json.loads(out))
@@ -311,12 +334,14 @@ print(json.dumps(won))
     assert final["version"] == {"N": str(steps)}
 
 
+@pytest.mark.slow
 def test_contrast_moto_in_process_mock_lets_two_writers_win():
     """Under moto's in-process mock_aws, 64 racing threads let two or more win within 60 rounds.
 
     Measured on a 2-core machine: the first double win came after 1 to 18 rounds (about one
     round in four), so 60 rounds without one is a one-in-ten-million event. This documents
     why the course serves moto over HTTP. A subprocess, because mock_aws wipes moto's state.
+    Slow: it stops at the first double win, which takes up to 18 rounds of 64 threads.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     command = [sys.executable, str(ROOT / "scripts" / "bench_backend.py"), "--backend", "mock"]

@@ -1,4 +1,4 @@
-"""tasks.py course: JupyterLab starts without its news pop-up and fetches no news."""
+"""tasks.py: `course` starts JupyterLab without its news pop-up; `test` picks pytest's options."""
 
 from __future__ import annotations
 
@@ -51,3 +51,31 @@ def test_existing_overrides_are_kept(tasks):
     settings = json.loads(first)
     assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
     assert settings["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false"}
+
+
+def test_the_suite_runs_on_one_worker_per_core_file_by_file(tasks, monkeypatch):
+    """`test` asks pytest-xdist for one worker per core (at most MAX_WORKERS), file by file."""
+    monkeypatch.setattr(tasks, "_cores", lambda: 2)
+    options = tasks.pytest_options(["tests/test_gate.py"])
+    assert options[:1] == ["--nbval"]
+    assert options[-5:] == ["-n", "2", "--dist", "loadfile", "tests/test_gate.py"]
+    monkeypatch.setattr(tasks, "_cores", lambda: 64)
+    assert tasks.pytest_options([])[-3] == str(tasks.MAX_WORKERS)
+
+
+@pytest.mark.parametrize("chosen", [["-n", "0"], ["-n3"], ["--numprocesses=1"], ["--pdb"]])
+def test_workers_chosen_by_the_caller_are_left_alone(tasks, chosen):
+    """Worker options (or a debugger) given to `test` replace the default workers."""
+    options = tasks.pytest_options(chosen)
+    assert options.count("-n") == chosen.count("-n")
+    assert "loadfile" not in options
+    assert options[-len(chosen) :] == chosen
+
+
+def test_quick_leaves_the_slow_tests_out(tasks):
+    """`--quick` becomes `-m "not slow"` and is not passed to pytest itself."""
+    options = tasks.pytest_options(["--quick", "-x"])
+    assert "--quick" not in options
+    assert options[options.index("-m") + 1] == "not slow"
+    assert options[-1] == "-x"
+    assert "-m" not in tasks.pytest_options(["-x"])
