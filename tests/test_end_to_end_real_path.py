@@ -84,10 +84,15 @@ def account(fresh_aws, realism, monkeypatch):
     standin.close()
 
 
+@pytest.mark.slow
 def test_notebooks_06_to_08_run_all_on_a_stood_in_account(account, realism):
     """06 deploys and tries one slot, 07 watches a day on the real path and its proof holds,
     the hourly schedule then fires by itself, and 08 deletes everything: no cell stops, no
-    slot runs twice, the lock is never left held, and nothing is left."""
+    slot runs twice, the lock is never left held, and nothing is left.
+
+    Slow by design (about 10 s): three notebooks' every code cell on the real path, with
+    the function run in its own processes.
+    """
     n06 = run_notebook("06_deploy_lambda_and_schedule.ipynb")
     assert n06["lab"].target.embedded is False  # the real-AWS branches were taken
     n07 = run_notebook("07_verify_state.ipynb")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.dynamodb_local
+# Slow by design: it runs six notebooks a second time, each kernel starting its own engine
+# (about 75 s); `tasks.py test --quick` leaves it out, CI and the README's command run it.
+pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
