@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -399,3 +402,38 @@ def e2e_run(aws, tmp_path_factory):
     run.seconds = time.monotonic() - started
     run.seconds_per_invocation = invoke_seconds / len(invocations)
     return run
+
+
+def _runs_python_312(candidate: str) -> tuple[bool, str]:
+    probe = subprocess.run(
+        [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    said = (probe.stderr.strip().splitlines() or ["no output"])[0]
+    return probe.stdout.strip() == "True", said
+
+
+@pytest.fixture(scope="session")
+def python312() -> str:
+    """A Python 3.12 (the Lambda runtime's version), or a skip saying why none was found.
+
+    First `python3.12` on PATH; a name on PATH is not proof (a pyenv shim answers for versions
+    it has not selected), so it is asked. Then the interpreters pyenv has installed, selected
+    or not, as a machine with pyenv often has 3.12 without it being on PATH.
+    """
+    tried = []
+    candidates = [shutil.which("python3.12")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += sorted(str(p) for p in pyenv_root.glob("versions/3.12*/bin/python3.12"))
+    for candidate in filter(None, candidates):
+        works, said = _runs_python_312(candidate)
+        if works:
+            return candidate
+        tried.append(f"{candidate}: {said[:80]}")
+    pytest.skip(
+        "no working Python 3.12 (the Lambda runtime's version) on PATH or in pyenv; install "
+        "one to run the zip under it" + (f" (tried {'; '.join(tried)})" if tried else "")
+    )

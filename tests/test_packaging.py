@@ -32,26 +32,6 @@ SOURCE = Path(jobcontroller.__file__).parent
 RUNTIME_TOP_LEVEL = {"boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer", "six"}
 
 
-@pytest.fixture(scope="module")
-def python312() -> str:
-    """A Python 3.12 (the Lambda runtime's version) found on PATH; skips the test if none runs.
-
-    A name on PATH is not proof: a pyenv shim answers for versions it does not have selected.
-    """
-    found = shutil.which("python3.12")
-    if found is None:
-        pytest.skip("no python3.12 on PATH (the Lambda runtime's version)")
-    probe = subprocess.run(
-        [found, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if probe.stdout.strip() != "True":
-        pytest.skip(f"python3.12 on PATH ({found}) does not run: {probe.stderr.strip()[:120]}")
-    return found
-
-
 @pytest.fixture
 def source_copy(tmp_path: Path) -> Path:
     """A copy of the package source that a test may change."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import subprocess
 import time
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -125,25 +123,6 @@ def probe(target, tmp_path):
     _create_function(target, code, "probe.info")
     with LocalLambdaRunner(target, "probe", code=code, work_dir=tmp_path / "run") as runner:
         yield runner
-
-
-@pytest.fixture
-def python312() -> str:
-    """A working Python 3.12 interpreter found on PATH (the function's runtime), or a skip."""
-    found = shutil.which("python3.12")
-    if found is None:
-        pytest.skip("no python3.12 on PATH: install Python 3.12 to run the zip under it")
-    # A version manager's shim can be on PATH without that version selected: ask it.
-    check = subprocess.run(
-        [found, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check.stdout.strip() != "True":
-        said = (check.stderr.strip().splitlines() or ["no output"])[0]
-        pytest.skip(f"python3.12 on PATH ({found}) does not run Python 3.12: {said}")
-    return found
 
 
 def _set_handler(target, handler: str, timeout: int = 5) -> None:
