@@ -3,7 +3,7 @@
 Each notebook runs under strict nbval in a pytest child process with
 JOBCONTROLLER_BACKEND=dynamodb-local, so every kernel starts its own DynamoDB Local (as a
 learner's does) and compares every cell's output with the stored one, after only the
-replacements in notebooks/sanitize.cfg (the backend's own name). Marked `dynamodb_local`: left
+replacements in tests/nbval-sanitize.cfg (the backend's own name). Marked `dynamodb_local`: left
 out with one line when Java or the engine is missing, a failure when CI requires the engine.
 """
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.dynamodb_local, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-SANITIZE = NOTEBOOKS / "sanitize.cfg"
+SANITIZE = ROOT / "tests" / "nbval-sanitize.cfg"
 # 05's retry replays need Lambda and the Scheduler, so they run on the embedded backend in
 # the same kernel; the rest of 05 runs on DynamoDB Local, and its outputs match as well.
 ON_DYNAMODB_LOCAL = (

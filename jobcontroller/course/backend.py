@@ -47,7 +47,7 @@ __all__ = [
 DEFAULT_PREFIX = "learner"
 
 # What the environment table and Course's repr show. The two local labels are the only text
-# that differs between the backends' stored outputs; notebooks/sanitize.cfg names them. Both
+# that differs between the backends' stored outputs; tests/nbval-sanitize.cfg names them. Both
 # are shorter than the course clock's 20 characters, so the environment table's text column
 # is as wide on either backend (a longer label would widen it and move every ruler).
 LABELS: dict[Backend, str] = {
