@@ -67,7 +67,7 @@ _CLIENT_CONFIG = Config(
     read_timeout=10,
 )
 
-# A commit that meets another transaction on the item is cancelled with reason
+# A commit (or a set-up write) that meets another transaction on the item is refused with
 # TransactionConflict, which botocore does not retry. The store sends the same request (same
 # token) again this many times in all, waiting a little longer each time on its clock.
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
@@ -227,7 +227,7 @@ class ControlStore:
         """Write the job's IDLE control item; False (and nothing written) if it already exists."""
         state = JobState.new(job, now=now)
         try:
-            self._through_conflicts(
+            self._single_write(
                 self.client.put_item,
                 f"initialising job {job!r}",
                 TableName=self.table,
@@ -411,27 +411,27 @@ class ControlStore:
             # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html#DDB-TransactWriteItems-request-ClientRequestToken
             "ClientRequestToken": self.new_token(),
         }
-        delay = COMMIT_BACKOFF_SECONDS
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                self.client.transact_write_items(**request)
-            except ClientError as exc:
-                if not _is_transaction_conflict(exc):
-                    return self._refused_commit(exc, held, record)
-                if attempt == COMMIT_ATTEMPTS:
-                    raise CommitConflict(
-                        f"run {record.run_id}: the commit met another transaction on the "
-                        f"item {COMMIT_ATTEMPTS} times (TransactionConflict) and was not "
-                        f"recorded. The lock stays held until its lease ends at "
-                        f"{_ts_or_dash(held.lease_expires_at)}, then the next trigger takes "
-                        f"over; nothing else needs doing. If this repeats, look for another "
-                        f"writer of table {self.table!r}."
-                    ) from exc
-                self.clock.sleep(delay)
-                delay *= 2
-                continue
-            return Committed(new)
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+        def gave_up(exc: ClientError) -> CommitConflict:
+            return CommitConflict(
+                f"run {record.run_id}: the commit met another transaction on the "
+                f"item {COMMIT_ATTEMPTS} times (TransactionConflict) and was not "
+                f"recorded. The lock stays held until its lease ends at "
+                f"{_ts_or_dash(held.lease_expires_at)}, then the next trigger takes "
+                f"over; nothing else needs doing. If this repeats, look for another "
+                f"writer of table {self.table!r}."
+            )
+
+        try:
+            self._through_conflicts(
+                self.client.transact_write_items,
+                request,
+                conflict=_is_transaction_conflict,
+                gave_up=gave_up,
+            )
+        except ClientError as exc:
+            return self._refused_commit(exc, held, record)
+        return Committed(new)
 
     def _refused_commit(
         self, exc: ClientError, held: JobState, record: RunRecord
@@ -467,7 +467,7 @@ class ControlStore:
         # corruption to report, not to paper over (rule 9).
         condition = f"attribute_exists(PK) AND attribute_exists({version})"
         try:
-            response = self._through_conflicts(
+            response = self._single_write(
                 self.client.update_item,
                 f"setting {attr} of job {job!r}",
                 TableName=self.table,
@@ -507,7 +507,7 @@ class ControlStore:
             while True:
                 page = self.client.query(**request)
                 for key in page.get("Items", []):
-                    self._through_conflicts(
+                    self._single_write(
                         self.client.delete_item,
                         f"deleting job {job!r}",
                         TableName=self.table,
@@ -563,14 +563,21 @@ class ControlStore:
 
     # --- errors --------------------------------------------------------------------------
 
-    def _through_conflicts(self, send: Callable[..., Any], what: str, **request: Any) -> Any:
-        """Send a single write, again (as is) while it meets a transaction on the item.
+    def _through_conflicts(
+        self,
+        send: Callable[..., Any],
+        request: dict[str, Any],
+        *,
+        conflict: Callable[[ClientError], bool],
+        gave_up: Callable[[ClientError], Exception],
+    ) -> Any:
+        """Send a write, again (as is, same token) while it meets a transaction on the item.
 
-        DynamoDB refuses a single write on an item a transaction is writing with
-        TransactionConflictException and applies nothing; botocore does not retry it. These
-        writes (set-up, flags, deletes) are safe to resend, so a commit in flight does not
-        fail them; the controller's acquire does not come here: for it, a conflict means the
-        race is lost.
+        DynamoDB refuses a write on an item another transaction is writing, applies nothing,
+        and botocore does not retry it; the commit and the set-up writes (set-up, flags,
+        deletes) are safe to resend. The acquire does not come here: for it, a conflict means
+        the race is lost. Any other error is raised as it came; `gave_up(exc)` is raised after
+        COMMIT_ATTEMPTS conflicts.
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling
         """
         delay = COMMIT_BACKOFF_SECONDS
@@ -578,18 +585,27 @@ class ControlStore:
             try:
                 return send(**request)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] != "TransactionConflictException":
+                if not conflict(exc):
                     raise
                 if attempt == COMMIT_ATTEMPTS:
-                    raise WriteConflict(
-                        f"{what} met another transaction on the item {COMMIT_ATTEMPTS} times "
-                        f"(TransactionConflict) and was not applied; nothing changed. Try "
-                        f"again; if this repeats, look for another writer of table "
-                        f"{self.table!r}."
-                    ) from exc
+                    raise gave_up(exc) from exc
                 self.clock.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _single_write(self, send: Callable[..., Any], what: str, **request: Any) -> Any:
+        """A set-up write (not the acquire), resent through conflicts; WriteConflict at last."""
+
+        def gave_up(exc: ClientError) -> WriteConflict:
+            return WriteConflict(
+                f"{what} met another transaction on the item {COMMIT_ATTEMPTS} times "
+                f"(TransactionConflict) and was not applied; nothing changed. Try "
+                f"again; if this repeats, look for another writer of table {self.table!r}."
+            )
+
+        return self._through_conflicts(
+            send, request, conflict=_is_single_write_conflict, gave_up=gave_up
+        )
 
     def _blocking_state(self, exc: ClientError, job: str) -> JobState | None:
         """The item that failed a condition, from ALL_OLD; re-raise anything else."""
@@ -666,6 +682,11 @@ def _random_token() -> str:
 
 def _ts_or_dash(when: datetime | None) -> str:
     return "-" if when is None else format_ts(when)
+
+
+def _is_single_write_conflict(exc: ClientError) -> bool:
+    """A single write refused because a transaction was writing its item."""
+    return bool(exc.response["Error"]["Code"] == "TransactionConflictException")
 
 
 def _is_transaction_conflict(exc: ClientError) -> bool:

@@ -264,6 +264,14 @@ def target(fresh_aws):
 
 
 @pytest.fixture
+def zip_path(tmp_path_factory):
+    """The deployment zip, built once per test."""
+    from jobcontroller.ops.packaging import build_zip
+
+    return build_zip(out_dir=tmp_path_factory.mktemp("zip"))
+
+
+@pytest.fixture
 def stack(target):
     """The course's stack for 'ann' (a workload of 0 s) and a recording runner for it."""
     from jobcontroller import ManualClock

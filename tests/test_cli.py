@@ -11,12 +11,6 @@ from jobcontroller.ops import cli
 from jobcontroller.ops import deploy as d
 
 
-@pytest.fixture
-def target(fresh_aws):
-    """A Target on the freshly reset embedded backend (the CLI finds it through the environment)."""
-    return d.connect(fresh_aws.session(), say=None)
-
-
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()

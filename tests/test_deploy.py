@@ -23,18 +23,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
 @pytest.fixture
-def target(fresh_aws):
-    """A Target on the freshly reset embedded backend."""
-    return d.connect(fresh_aws.session(), say=None)
-
-
-@pytest.fixture
-def zip_path(tmp_path_factory):
-    """The deployment zip, built once per test."""
-    return build_zip(out_dir=tmp_path_factory.mktemp("zip"))
-
-
-@pytest.fixture
 def deployed(target, zip_path):
     """The stack for prefix 'ann', deployed with a fixed clock."""
     names = d.Names("ann")

@@ -281,12 +281,6 @@ def test_the_parity_check_would_catch_a_drift(template):
 # --- deploying the template on moto ------------------------------------------------------
 
 
-@pytest.fixture
-def target(fresh_aws):
-    """A Target on the freshly reset embedded backend."""
-    return d.connect(fresh_aws.session(), say=None)
-
-
 def _package(template: dict[str, Any], target: d.Target, zip_path: Path) -> dict[str, Any]:
     """What `aws cloudformation package` does: upload the local Code path, point Code at it."""
     s3 = target.client("s3")

@@ -16,12 +16,6 @@ from jobcontroller.ops import deploy as d
 from jobcontroller.ops.remote import RemoteLambdaRunner
 
 
-@pytest.fixture
-def target(fresh_aws):
-    """A Target on the freshly reset embedded backend, with the (virtual-time) realism layer."""
-    return d.connect(fresh_aws.session(), say=None)
-
-
 def _role(target, name="ann-probe", service="lambda.amazonaws.com"):
     trust = {
         "Version": "2012-10-17",

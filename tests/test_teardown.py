@@ -8,19 +8,6 @@ from jobcontroller import ManualClock
 from jobcontroller.errors import ConfigError, TeardownIncomplete
 from jobcontroller.ops import deploy as d
 from jobcontroller.ops import teardown
-from jobcontroller.ops.packaging import build_zip
-
-
-@pytest.fixture
-def target(fresh_aws):
-    """A Target on the freshly reset embedded backend."""
-    return d.connect(fresh_aws.session(), say=None)
-
-
-@pytest.fixture
-def zip_path(tmp_path_factory):
-    """The deployment zip, built once per test."""
-    return build_zip(out_dir=tmp_path_factory.mktemp("zip"))
 
 
 @pytest.fixture
