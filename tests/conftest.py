@@ -172,6 +172,8 @@ def backend(request, monkeypatch):
         return MemoryDynamoDB()
     import boto3
 
+    from jobcontroller.embedded import exported
+
     request.getfixturevalue("aws")  # its guard keeps every request on loopback
     engine = request.getfixturevalue("dynamodb_local")
     for key, value in engine.environment().items():
@@ -179,8 +181,9 @@ def backend(request, monkeypatch):
     # A fresh access key is a fresh, empty database: tables, and the request tokens DynamoDB
     # remembers for 10 minutes, which deleting tables would not forget.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"test{next(_ACCOUNTS):06d}")
-    # boto3's default session caches the endpoint and credentials it first saw.
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    # boto3's default session caches the endpoint and credentials it first saw: a new one,
+    # sharing the models this process has loaded.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", exported.new_session())
     return engine
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import hashlib
 import os
 import tempfile
@@ -107,7 +108,17 @@ def subpackage_imports(path: Path, subpackages: frozenset[str]) -> list[str]:
     Every import statement counts, also those in functions or under `TYPE_CHECKING`: the rule
     is that the root does not depend on the rooms built on it, not merely that the zip loads.
     """
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return list(_subpackage_imports_in(path.read_text(encoding="utf-8"), str(path), subpackages))
+
+
+# Parsing and walking the root's modules is most of a build's time, and a course or a test run
+# builds the zip for every deploy from the same few sources: keyed by the text, so an edited
+# module is parsed again.
+@functools.lru_cache(maxsize=256)
+def _subpackage_imports_in(
+    source: str, filename: str, subpackages: frozenset[str]
+) -> tuple[str, ...]:
+    tree = ast.parse(source, filename=filename)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
@@ -115,7 +126,7 @@ def subpackage_imports(path: Path, subpackages: frozenset[str]) -> list[str]:
                 parts = name.split(".")
                 if len(parts) > 1 and parts[0] == PACKAGE and parts[1] in subpackages:
                     found.add(f"{PACKAGE}.{parts[1]}")
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def _check_layout(source_dir: Path, modules: tuple[str, ...]) -> None:
