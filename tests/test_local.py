@@ -113,6 +113,32 @@ def test_reset_wipes_every_service(fresh_aws):
     assert iam.list_roles()["Roles"] == []
 
 
+def test_sessions_share_the_loaded_models_and_keep_their_own_credentials(aws, monkeypatch):
+    """The backend's sessions (and boto3's default after an export) load each service model
+    once per process, while each keeps its own region and credentials."""
+    from jobcontroller.embedded import exported
+
+    first, second = aws.session(), exported.session("eu-west-1")
+    loader = first._session.get_component("data_loader")
+    paths = list(loader.search_paths)
+    for _ in range(5):
+        exported.new_session()
+
+    assert second._session.get_component("data_loader") is loader
+    assert list(loader.search_paths) == paths, "boto3's data folder is added once, not per session"
+    assert (first.region_name, second.region_name) == (aws.region, "eu-west-1")
+    # Each default session reads the environment when made, as boto3's own does.
+    saved = exported.export({"AWS_ACCESS_KEY_ID": "another-key"})
+    try:
+        assert boto3.DEFAULT_SESSION._session.get_component("data_loader") is loader
+        assert boto3.DEFAULT_SESSION.get_credentials().access_key == "another-key"
+    finally:
+        exported.restore(saved)
+    assert boto3.DEFAULT_SESSION.get_credentials().access_key == os.environ["AWS_ACCESS_KEY_ID"]
+    table = first.client("dynamodb", endpoint_url=aws.endpoint_url).list_tables()
+    assert "TableNames" in table
+
+
 def test_stop_restores_the_environment_exactly(aws, monkeypatch):
     """A second backend hides the learner's profile while running and puts everything back."""
     monkeypatch.setenv("AWS_PROFILE", "learners-real-account")
