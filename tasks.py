@@ -53,10 +53,17 @@ def _python_in(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def _run(*args: str | Path, stdin: str | None = None, quiet: bool = False) -> int:
+def _run(
+    *args: str | Path,
+    stdin: str | None = None,
+    quiet: bool = False,
+    env: dict[str, str] | None = None,
+) -> int:
     command = [str(a) for a in args]
     stdout = subprocess.DEVNULL if quiet else None
-    done = subprocess.run(command, cwd=ROOT, input=stdin, stdout=stdout, text=True, check=False)
+    done = subprocess.run(
+        command, cwd=ROOT, input=stdin, stdout=stdout, text=True, check=False, env=env
+    )  # fmt: skip
     return done.returncode
 
 
@@ -311,7 +318,21 @@ def test(args: list[str]) -> int:
     if types != 0:
         return types
     # No paths here: pytest's testpaths (tests, notebooks) apply unless args name some.
-    return _run(python, "-m", "pytest", *pytest_options(args))
+    return _run(python, "-m", "pytest", *pytest_options(args), env=_bytecode_cached())
+
+
+def _bytecode_cached() -> dict[str, str]:
+    """This environment, but with Python's bytecode cache on for the test run.
+
+    Some machines (this course's CI among them) set PYTHONDONTWRITEBYTECODE, and then every
+    process of the run compiles the package, the tests and pytest's rewritten asserts again:
+    the workers, each notebook's kernel, the command-line tests. The caches go to the
+    __pycache__ folders git ignores. (The local Lambda runner starts its functions with -B
+    either way: Lambda cannot write beside a function's code.)
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def dynamodb_local(args: list[str]) -> int:

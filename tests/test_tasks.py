@@ -79,3 +79,18 @@ def test_quick_leaves_the_slow_tests_out(tasks):
     assert options[options.index("-m") + 1] == "not slow"
     assert options[-1] == "-x"
     assert "-m" not in tasks.pytest_options(["-x"])
+
+
+def test_pytest_runs_with_the_bytecode_cache_on(tasks, monkeypatch):
+    """`test` runs pytest with PYTHONDONTWRITEBYTECODE dropped and the rest of the environment
+    kept, after ruff and mypy have passed."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("KEPT_FOR_PYTEST", "yes")
+    calls = []
+    monkeypatch.setattr(tasks, "ensure_environment", lambda: Path("python"))
+    monkeypatch.setattr(tasks, "_run", lambda *args, **kw: calls.append((args, kw)) or 0)
+    assert tasks.test(["-x"]) == 0
+    (ruff, _), (mypy, _), (pytest_args, pytest_kw) = calls
+    assert (ruff[2], mypy[2], pytest_args[2]) == ("ruff", "mypy", "pytest")
+    assert "PYTHONDONTWRITEBYTECODE" not in pytest_kw["env"]
+    assert pytest_kw["env"]["KEPT_FOR_PYTEST"] == "yes"
