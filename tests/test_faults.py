@@ -29,6 +29,7 @@ from jobcontroller import (
 )
 from jobcontroller.controller import ACQUIRE_ATTEMPTS
 from jobcontroller.course.counterexamples import naive_acquire
+from jobcontroller.embedded import exported
 from jobcontroller.model import format_ts
 from jobcontroller.store import COMMIT_ATTEMPTS, MAX_ATTEMPTS
 
@@ -137,8 +138,9 @@ class Faults:
 
 @pytest.fixture
 def prod_store(store, clock):
-    """The store with the production client settings (standard retry mode)."""
-    return ControlStore(store.table, clock=clock)
+    """The store with the production client settings (standard retry mode), on a session
+    read from the environment as the store's own would be, sharing the loaded models."""
+    return ControlStore(store.table, clock=clock, session=exported.new_session())
 
 
 class _RecordedTime:

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from jobcontroller.embedded import exported
 from jobcontroller.model import JobState, Outcome, job_key, parse_ts
 from jobcontroller.store import ControlStore, RunRecord, _to_ddb
 
@@ -309,7 +309,7 @@ def _read_then_write(store: ControlStore, fn: Callable[..., Any]) -> tuple[str, 
     # caught by the hook below.
     rival = ControlStore(
         store.table,
-        client=boto3.session.Session().client(
+        client=exported.new_session().client(
             "dynamodb",
             region_name=store.client.meta.region_name,
             endpoint_url=store.client.meta.endpoint_url,
