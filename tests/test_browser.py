@@ -7,7 +7,9 @@ Run it alone with `pytest -m browser`; it prints where the screenshots went. It 
 Python (the dev extra); it is skipped with a one-line reason when either is missing.
 
 Slow (marked `slow`): every notebook runs a second time, in a real browser, one after the
-other; strict nbval cannot see what only the browser shows, so nothing here can be cut.
+other; strict nbval cannot see what only the browser shows, so nothing here can be cut. The
+tests share one page (`Window`), as a learner keeps one JupyterLab tab: each notebook is opened
+from the file browser, run, saved, and its kernel shut down and tab closed before the next.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Every wait has a bound, so a hang fails the test instead of stalling the suite; the whole
-# file stays under 3 minutes (about 110 s on a busy two-core machine, most of it 07's day).
+# file stays under 3 minutes (75 s alone on a quiet two-core machine, most of it the kernels').
 SERVER_START_S = 90
 NOTEBOOK_RUN_MS = 120_000
 
@@ -177,6 +179,39 @@ def browser(lab: Lab) -> Iterator[object]:
         chromium.close()
 
 
+class Window:
+    """The one JupyterLab page the file's tests share, as a learner keeps one browser tab open
+    and opens each notebook from the file browser: loading JupyterLab itself is about 3 s of
+    each notebook's 7. A test that fails leaves the page broken, and the next gets a new one."""
+
+    def __init__(self, browser: object, lab: Lab) -> None:
+        self._browser, self._lab = browser, lab
+        self._page: object | None = None
+        self.broken = False
+
+    def page(self) -> object:
+        if self._page is not None and self.broken:
+            self._page.close()
+            self._page = None
+        if self._page is None:
+            self._page = self._browser.new_page(viewport={"width": 1400, "height": 1000})
+            # A workspace of this page's own, empty at first.
+            self._page.goto(f"{self._lab.url}/lab/workspaces/course?token={self._lab.token}")
+            self.broken = False
+        return self._page
+
+    def close(self) -> None:
+        if self._page is not None:
+            self._page.close()
+
+
+@pytest.fixture(scope="module")
+def window(browser: object, lab: Lab) -> Iterator[Window]:
+    shared = Window(browser, lab)
+    yield shared
+    shared.close()
+
+
 @pytest.fixture(scope="module")
 def screenshots(lab: Lab, pytestconfig: pytest.Config) -> Path:
     """The folder the screenshots go to, printed once (also without -s)."""
@@ -197,11 +232,10 @@ def _command(page: object, command: str) -> None:
     page.locator(f'li.lm-Menu-item[data-command="{command}"]').click()
 
 
-def _run_all(page: object, lab: Lab, name: str) -> object:
-    """Open `name` in a workspace of its own, clear its outputs, Run All, wait until every
-    code cell has run and the kernel is idle; return the notebook's locator."""
-    # A workspace of its own, so the tabs of the notebooks before are not restored.
-    page.goto(f"{lab.url}/lab/workspaces/{name}/tree/{name}.ipynb?token={lab.token}")
+def _run_all(page: object, name: str) -> object:
+    """Open `name` from the file browser, clear its outputs, Run All, wait until every code
+    cell has run and the kernel is idle; return the notebook's locator."""
+    page.locator(".jp-DirListing-item", has_text=f"{name}.ipynb").dblclick()
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     notebook.locator(".jp-CodeCell").first.wait_for(timeout=60_000)
     # Run All before the kernel is connected would run nothing: wait for the status bar's
@@ -236,28 +270,44 @@ def _shut_down(lab: Lab) -> None:
         lab.api("DELETE", f"/api/sessions/{session['id']}")
 
 
+def _close_all(page: object) -> None:
+    """File > Close All Tabs; a notebook with unsaved changes (the dashboard's) is discarded."""
+    page.locator("li.lm-MenuBar-item", has_text="File").click()
+    _command(page, "application:close-all")
+    closed_or_asking = (
+        "() => !document.querySelector('.jp-NotebookPanel')"
+        " || !!document.querySelector('.jp-Dialog')"
+    )
+    page.wait_for_function(closed_or_asking, timeout=30_000)
+    discard = page.locator(".jp-Dialog .jp-Dialog-button", has_text="Discard")
+    if discard.count():
+        discard.first.click()
+    page.locator(".jp-NotebookPanel").first.wait_for(state="detached", timeout=30_000)
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_a_notebook_runs_all_in_the_browser_without_unexpected_errors(
-    lab: Lab, browser: object, screenshots: Path, name: str
+    lab: Lab, window: Window, screenshots: Path, name: str
 ) -> None:
     """Opened in JupyterLab and Run All in a fresh kernel, every code cell runs, and only
     cells tagged raises-exception show an error."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = window.page()
     try:
-        notebook = _run_all(page, lab, name)
+        notebook = _run_all(page, name)
         # The last code cell and its output, rather than the closing text.
         notebook.locator(".jp-CodeCell").last.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshots / f"{name}.png"))
         page.locator("li.lm-MenuBar-item", has_text="File").click()
         _command(page, "docmanager:save")
         page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=30_000)
+        _shut_down(lab)
+        _close_all(page)
     except Exception:
         # What the page looked like when it went wrong, beside the other screenshots.
         page.screenshot(path=str(screenshots / f"{name}-FAILED.png"), full_page=True)
-        raise
-    finally:
-        page.close()
+        window.broken = True
         _shut_down(lab)
+        raise
 
     # What the browser ran, as JupyterLab saved it: every code cell executed in order, and
     # errors only where the notebook expects them.
@@ -297,14 +347,14 @@ DASHBOARD_PRESSES = [
 
 
 def test_the_live_dashboard_buttons_do_what_they_say(
-    lab: Lab, browser: object, screenshots: Path
+    lab: Lab, window: Window, screenshots: Path
 ) -> None:
     """Each button of notebook 03's live dashboard changes its panel as the button says, and
     every press moves the press counter, also a press that changes nothing in the item."""
     name = "03_duplicate_triggers"
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = window.page()
     try:
-        notebook = _run_all(page, lab, name)
+        notebook = _run_all(page, name)
         live = notebook.locator(".jp-CodeCell").last.locator(".jp-OutputArea")
         panel = live.locator(".widget-html-content")
         panel.get_by_text("last action: ready: press a button").wait_for(timeout=30_000)
@@ -316,9 +366,10 @@ def test_the_live_dashboard_buttons_do_what_they_say(
             assert missing == [], f"after pressing {label!r} (press {press}): {missing}\n{text}"
         live.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshots / f"{name}-dashboard.png"))
+        _shut_down(lab)
+        _close_all(page)
     except Exception:
         page.screenshot(path=str(screenshots / f"{name}-dashboard-FAILED.png"), full_page=True)
-        raise
-    finally:
-        page.close()
+        window.broken = True
         _shut_down(lab)
+        raise
