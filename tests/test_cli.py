@@ -60,7 +60,7 @@ def test_real_aws_without_opt_in_exits_1_with_the_fix(capsys, aws, monkeypatch):
     monkeypatch.delenv("JOBCONTROLLER_REAL_AWS", raising=False)
     code, _, err = _run(capsys, "state", "--prefix", "ann")
     assert code == 1
-    assert "JOBCONTROLLER_REAL_AWS=1" in err
+    assert "JOBCONTROLLER_BACKEND=aws" in err
     assert "Traceback" not in err
 
 

@@ -13,7 +13,7 @@
 
 Commands talk to wherever boto3 points: the embedded backend when AWS_ENDPOINT_URL is a
 loopback address (`jobcontroller embedded` prints it), otherwise real AWS, which needs
-JOBCONTROLLER_REAL_AWS=1 and `--confirm-account <id>`. Bad arguments print the usage and
+JOBCONTROLLER_BACKEND=aws and `--confirm-account <id>`. Bad arguments print the usage and
 exit 2; an AWS or configuration error prints one line and exits 1; never a traceback.
 """
 
@@ -95,7 +95,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
             "--confirm-account",
             metavar="ID",
             default=None,
-            help="real AWS only: the account id you mean (with JOBCONTROLLER_REAL_AWS=1)",
+            help="real AWS only: the account id you mean (with JOBCONTROLLER_BACKEND=aws)",
         )
 
     deploy = commands.add_parser("deploy", help="deploy a stack per prefix (idempotent)")

@@ -1,6 +1,6 @@
 """An AWS account stood in for on this machine, to run the real-AWS path end to end.
 
-The course's real-AWS code path (notebooks 06-08 with JOBCONTROLLER_REAL_AWS=1: `watch()`, the
+The course's real-AWS code path (notebooks 06-08 with JOBCONTROLLER_BACKEND=aws: `watch()`, the
 waits for AWS, the one-off `at()` schedule) must work on an account, and cannot be tried on
 one in CI. `StandInAccount` runs it against the embedded backend with the realism layer, as
 an account would answer it:
