@@ -313,13 +313,13 @@ def test_configuration_changes_are_read_back_each_time(probe, target):
 def test_a_handler_past_its_timeout_is_killed(probe, target):
     """A handler still running at the configured timeout is killed and reported as timed out;
     its environment is retired, so the next invocation starts a new one."""
-    _set_handler(target, "probe.state", timeout=2)
+    _set_handler(target, "probe.state", timeout=1)
     before = probe.invoke({})
     started = time.monotonic()
     invocation = probe.invoke({"seconds": 60})
     assert time.monotonic() - started < 15
     assert invocation.status == "timeout"
-    assert invocation.error["errorMessage"] == "Task timed out after 2.00 seconds"
+    assert invocation.error["errorMessage"] == "Task timed out after 1.00 seconds"
     after = probe.invoke({})
     assert after.cold is True and after.result["invocations"] == 1
     with pytest.raises(ProcessLookupError):
