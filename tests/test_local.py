@@ -215,10 +215,20 @@ def test_start_embedded_is_one_backend_per_process(aws):
 
 def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws):
     """`python -m jobcontroller.embedded` prints export lines that work, and exits 0 on Ctrl-C."""
+    # -X faulthandler: should it not stop, SIGABRT makes it print every thread's stack.
     server = subprocess.Popen(
-        [sys.executable, "-m", "jobcontroller.embedded", "--region", "eu-west-1"],
+        [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-m",
+            "jobcontroller.embedded",
+            "--region",
+            "eu-west-1",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -238,10 +248,17 @@ def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws):
         assert remote.get_caller_identity()["Account"] == ACCOUNT
 
         server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=30) == 0
+        try:
+            _, stderr = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.send_signal(signal.SIGABRT)
+            _, stderr = server.communicate(timeout=30)
+            pytest.fail(f"still serving 30 s after Ctrl-C; where its threads were:\n{stderr}")
+        assert server.returncode == 0, stderr
     finally:
         server.kill()
         server.stdout.close()
+        server.stderr.close()
 
 
 @contextlib.contextmanager

@@ -352,8 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in aws.environment().items():
             print(f"export {key}={value}")
         print("# Serving; Ctrl-C stops it (and forgets nothing until then).", flush=True)
+        # Waking every half second: CPython raises KeyboardInterrupt in the main thread only
+        # when that thread runs, and a wait without a timeout is woken only if the operating
+        # system delivered the signal to it rather than to one of the server's threads.
+        never = threading.Event()
         with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+            while not never.wait(0.5):
+                pass
     return 0
 
 
