@@ -213,19 +213,31 @@ def test_start_embedded_is_one_backend_per_process(aws):
         start_embedded(region="eu-west-1")
 
 
-def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws):
-    """`python -m jobcontroller.embedded` prints export lines that work, and exits 0 on Ctrl-C."""
+# How the command starts: SIGINT as a terminal leaves it, or ignored, as a shell script's `&`
+# job (and a test run started as one) has it; a process inherits either through exec.
+_STARTED_WITH_SIGINT = {"from a terminal": "SIG_DFL", "as a script's & job": "SIG_IGN"}
+
+
+@pytest.mark.parametrize(
+    ("started", "stop"),
+    [
+        ("from a terminal", signal.SIGINT),
+        ("as a script's & job", signal.SIGINT),
+        ("from a terminal", signal.SIGTERM),
+    ],
+)
+def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws, started, stop):
+    """`python -m jobcontroller.embedded` prints export lines that work, and exits 0 on Ctrl-C
+    (however SIGINT was set when it started) or on `kill`."""
+    command = [sys.executable, "-X", "faulthandler", "-m", "jobcontroller.embedded"]
     # -X faulthandler: should it not stop, SIGABRT makes it print every thread's stack.
+    disposition = _STARTED_WITH_SIGINT[started]
+    launch = (
+        f"import os, signal, sys; signal.signal(signal.SIGINT, signal.{disposition}); "
+        f"os.execv(sys.executable, {[*command, '--region', 'eu-west-1']!r})"
+    )
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-X",
-            "faulthandler",
-            "-m",
-            "jobcontroller.embedded",
-            "--region",
-            "eu-west-1",
-        ],
+        [sys.executable, "-c", launch],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -247,14 +259,16 @@ def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws):
         remote = aws.session().client("sts", endpoint_url=exports["AWS_ENDPOINT_URL"])
         assert remote.get_caller_identity()["Account"] == ACCOUNT
 
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop)
         try:
             _, stderr = server.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             server.send_signal(signal.SIGABRT)
             _, stderr = server.communicate(timeout=30)
-            pytest.fail(f"still serving 30 s after Ctrl-C; where its threads were:\n{stderr}")
+            pytest.fail(f"still serving 30 s after {stop.name}; its threads were at:\n{stderr}")
         assert server.returncode == 0, stderr
+        # It stopped cleanly: its temporary config folder is gone.
+        assert not Path(exports["AWS_CONFIG_FILE"]).parent.exists()
     finally:
         server.kill()
         server.stdout.close()

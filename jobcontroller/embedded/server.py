@@ -22,6 +22,7 @@ import io
 import ipaddress
 import json
 import logging
+import signal
 import tempfile
 import threading
 import urllib.parse
@@ -44,6 +45,7 @@ __all__ = [
     "is_loopback",
     "main",
     "start_embedded",
+    "wait_until_stopped",
 ]
 
 
@@ -352,14 +354,25 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in aws.environment().items():
             print(f"export {key}={value}")
         print("# Serving; Ctrl-C stops it (and forgets nothing until then).", flush=True)
-        # Waking every half second: CPython raises KeyboardInterrupt in the main thread only
-        # when that thread runs, and a wait without a timeout is woken only if the operating
-        # system delivered the signal to it rather than to one of the server's threads.
-        never = threading.Event()
-        with contextlib.suppress(KeyboardInterrupt):
-            while not never.wait(0.5):
-                pass
+        wait_until_stopped()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def wait_until_stopped() -> None:
+    """Return on Ctrl-C (SIGINT) or `kill` (SIGTERM), however the process was started, so
+    that what the caller's `with` started is stopped and cleaned up (main thread only).
+
+    A shell script's `&` job starts with SIGINT ignored, and Python keeps that: Ctrl-C and
+    `kill -INT` would not stop it. A plain `kill` would end it without its clean-up.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
 
 
 if __name__ == "__main__":

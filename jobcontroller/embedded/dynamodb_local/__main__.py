@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import threading
 
+from jobcontroller.embedded.server import wait_until_stopped
 from jobcontroller.errors import ConfigError
 
 from .engine import DEFAULT_REGION, DynamoDBLocal
@@ -45,11 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                 for key, value in engine.environment().items():
                     print(f"export {key}={value}")
                 print(f"# Log: {engine.log_path}. Serving; Ctrl-C stops it.", flush=True)
-                stopped = threading.Event()
                 # `kill` stops it as cleanly as Ctrl-C: the engine must not outlive us.
-                signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-                with contextlib.suppress(KeyboardInterrupt):
-                    stopped.wait()
+                wait_until_stopped()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
