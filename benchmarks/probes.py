@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -88,30 +89,40 @@ def contention(design: Contender, *, triggers: int = 64, repeats: int = 5) -> Co
     )
 
 
-def _import_seconds(statement: str) -> float:
+def _import_seconds(statement: str, task_dir: Path) -> float:
     # CPU time, not wall time: on a shared machine the wall clock also counts the wait for a
     # core (measured here: a bare `import boto3` took 443-825 ms of wall time at a load of 10
     # on 2 cores, and 135-143 ms of CPU time).
     code = f"import time; t = time.process_time(); {statement}; print(time.process_time() - t)"
-    # The child imports this checkout's package, as the parent does, not an installed copy.
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    # Run in the extracted zip (`-c` puts it first on sys.path, as /var/task is on Lambda):
+    # the handler's modules are compiled from their sources on every cold start, as on Lambda,
+    # whatever bytecode a test run left in this checkout; nothing is written.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     out = subprocess.run(
         [sys.executable, "-c", code],
+        cwd=task_dir,
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": path},
+        env=env,
     )
     return float(out.stdout)
 
 
 def cold_imports(*, repeats: int = 15) -> dict[str, float]:
-    """Median CPU seconds to import each of IMPORTS in a fresh interpreter, interleaved so
-    that the machine's noise falls on all of them alike."""
+    """Median CPU seconds to import each of IMPORTS in a fresh interpreter started in the
+    extracted deployment zip, interleaved so that the machine's noise falls on all alike."""
+    from jobcontroller.ops.packaging import build_zip
+
     times: dict[str, list[float]] = {name: [] for name in IMPORTS}
-    for _ in range(repeats):
-        for name, statement in IMPORTS.items():
-            times[name].append(_import_seconds(statement))
+    with tempfile.TemporaryDirectory() as tmp:
+        task_dir = Path(tmp) / "task"
+        with zipfile.ZipFile(build_zip(out_dir=tmp)) as archive:
+            archive.extractall(task_dir)
+        for _ in range(repeats):
+            for name, statement in IMPORTS.items():
+                times[name].append(_import_seconds(statement, task_dir))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
