@@ -303,10 +303,12 @@ def test_a_notebook_runs_all_in_the_browser_without_unexpected_errors(
         _shut_down(lab)
         _close_all(page)
     except Exception:
-        # What the page looked like when it went wrong, beside the other screenshots.
-        page.screenshot(path=str(screenshots / f"{name}-FAILED.png"), full_page=True)
         window.broken = True
-        _shut_down(lab)
+        try:
+            # What the page looked like when it went wrong, beside the other screenshots.
+            page.screenshot(path=str(screenshots / f"{name}-FAILED.png"), full_page=True)
+        finally:
+            _shut_down(lab)
         raise
 
     # What the browser ran, as JupyterLab saved it: every code cell executed in order, and
@@ -369,7 +371,9 @@ def test_the_live_dashboard_buttons_do_what_they_say(
         _shut_down(lab)
         _close_all(page)
     except Exception:
-        page.screenshot(path=str(screenshots / f"{name}-dashboard-FAILED.png"), full_page=True)
         window.broken = True
-        _shut_down(lab)
+        try:
+            page.screenshot(path=str(screenshots / f"{name}-dashboard-FAILED.png"), full_page=True)
+        finally:
+            _shut_down(lab)
         raise
