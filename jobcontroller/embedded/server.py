@@ -44,8 +44,8 @@ __all__ = [
     "guard_real_aws",
     "is_loopback",
     "main",
+    "serve_until_stopped",
     "start_embedded",
-    "wait_until_stopped",
 ]
 
 
@@ -353,8 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         print("unset AWS_PROFILE")
         for key, value in aws.environment().items():
             print(f"export {key}={value}")
-        print("# Serving; Ctrl-C stops it (and forgets nothing until then).", flush=True)
-        wait_until_stopped()
+        serve_until_stopped("# Serving; Ctrl-C stops it (and forgets nothing until then).")
     return 0
 
 
@@ -362,16 +361,20 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def wait_until_stopped() -> None:
-    """Return on Ctrl-C (SIGINT) or `kill` (SIGTERM), however the process was started, so
-    that what the caller's `with` started is stopped and cleaned up (main thread only).
+def serve_until_stopped(serving: str) -> None:
+    """Print `serving`, then return on Ctrl-C (SIGINT) or `kill` (SIGTERM), however the process
+    was started, so that what the caller's `with` started is stopped and cleaned up (main
+    thread only).
 
     A shell script's `&` job starts with SIGINT ignored, and Python keeps that: Ctrl-C and
-    `kill -INT` would not stop it. A plain `kill` would end it without its clean-up.
+    `kill -INT` would not stop it. A plain `kill` would end it without its clean-up. The
+    handlers are in place before `serving` is printed, so a signal sent as soon as the line
+    is read is not lost.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # also one that lands while printing
+        print(serving, flush=True)
         threading.Event().wait()
 
 

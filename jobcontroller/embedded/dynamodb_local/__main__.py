@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from jobcontroller.embedded.server import wait_until_stopped
+from jobcontroller.embedded.server import serve_until_stopped
 from jobcontroller.errors import ConfigError
 
 from .engine import DEFAULT_REGION, DynamoDBLocal
@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("unset AWS_PROFILE")
                 for key, value in engine.environment().items():
                     print(f"export {key}={value}")
-                print(f"# Log: {engine.log_path}. Serving; Ctrl-C stops it.", flush=True)
                 # `kill` stops it as cleanly as Ctrl-C: the engine must not outlive us.
-                wait_until_stopped()
+                serve_until_stopped(f"# Log: {engine.log_path}. Serving; Ctrl-C stops it.")
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
