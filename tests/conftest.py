@@ -187,6 +187,56 @@ def backend(request, monkeypatch):
     return engine
 
 
+# --- the serve commands (`python -m jobcontroller.embedded`, `... dynamodb_local serve`) -----
+
+
+@pytest.fixture
+def serving():
+    """Start a serve command and read its output up to the line that says it is serving.
+
+    `serving(command, sigint="SIG_IGN")` starts `command` (a list) with SIGINT ignored, as a
+    shell script's `&` job has it (a process inherits the disposition through exec), or
+    "SIG_DFL" as a terminal leaves it. Returns the process (stdout and stderr piped), the
+    lines read and the `export` lines as a dict. Every process started is killed at the end.
+    """
+    import subprocess
+    import sys
+
+    started = []
+
+    def start(command, *, sigint="SIG_DFL", **popen):
+        launch = (
+            f"import os, signal, sys; signal.signal(signal.SIGINT, signal.{sigint}); "
+            f"os.execv(sys.executable, {list(command)!r})"
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-c", launch],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **popen,
+        )
+        started.append(server)
+        lines = []
+        while not lines or "Serving" not in lines[-1]:
+            line = server.stdout.readline()
+            assert line, f"it exited before serving: {lines}"
+            lines.append(line)
+        exports = dict(
+            line.strip().removeprefix("export ").split("=", 1)
+            for line in lines
+            if line.startswith("export ")
+        )
+        return server, lines, exports
+
+    yield start
+    for server in started:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+        server.stderr.close()
+
+
 # --- the core's fixtures: a fresh table and job on the embedded backend -------------------
 
 JOB = "hourly_processor"

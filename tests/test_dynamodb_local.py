@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import stat
-import subprocess
 import sys
 import tarfile
 import urllib.parse
@@ -188,43 +187,18 @@ def test_the_engine_serves_on_loopback_and_stops_cleanly(capfd):
 
 @pytest.mark.dynamodb_local
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "kill"])
-def test_serve_prints_exports_and_stops_the_engine_on_ctrl_c_or_kill(stop):
+def test_serve_prints_exports_and_stops_the_engine_on_ctrl_c_or_kill(serving, stop):
     """`python -m jobcontroller.embedded.dynamodb_local serve`, started with SIGINT ignored
     (as a shell script's `&` job is), serves through its exports until Ctrl-C or `kill`,
     then stops the engine with it."""
     command = [sys.executable, "-m", "jobcontroller.embedded.dynamodb_local", "serve"]
-    launch = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-        f"os.execv(sys.executable, {command!r})"
-    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    server = subprocess.Popen(
-        [sys.executable, "-c", launch],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = []
-        while not lines or "Serving" not in lines[-1]:
-            line = server.stdout.readline()
-            assert line, f"serve exited early: {lines}"
-            lines.append(line)
-        exports = dict(
-            line.strip().removeprefix("export ").split("=", 1)
-            for line in lines
-            if line.startswith("export ")
-        )
-        url = exports["AWS_ENDPOINT_URL"]
-        assert is_loopback(url)
-        server.send_signal(stop)
-        _, stderr = server.communicate(timeout=60)
-        assert server.returncode == 0, stderr
-    finally:
-        server.kill()
-        server.stdout.close()
-        server.stderr.close()
+    server, _, exports = serving(command, sigint="SIG_IGN", env=env)
+    url = exports["AWS_ENDPOINT_URL"]
+    assert is_loopback(url)
+    server.send_signal(stop)
+    _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
     port = urllib.parse.urlsplit(url).port
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass

@@ -226,53 +226,29 @@ _STARTED_WITH_SIGINT = {"from a terminal": "SIG_DFL", "as a script's & job": "SI
         ("from a terminal", signal.SIGTERM),
     ],
 )
-def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws, started, stop):
+def test_python_dash_m_prints_exports_and_serves_until_ctrl_c(aws, serving, started, stop):
     """`python -m jobcontroller.embedded` prints export lines that work, and exits 0 on Ctrl-C
     (however SIGINT was set when it started) or on `kill`."""
-    command = [sys.executable, "-X", "faulthandler", "-m", "jobcontroller.embedded"]
     # -X faulthandler: should it not stop, SIGABRT makes it print every thread's stack.
-    disposition = _STARTED_WITH_SIGINT[started]
-    launch = (
-        f"import os, signal, sys; signal.signal(signal.SIGINT, signal.{disposition}); "
-        f"os.execv(sys.executable, {[*command, '--region', 'eu-west-1']!r})"
+    command = [sys.executable, "-X", "faulthandler", "-m", "jobcontroller.embedded"]
+    server, lines, exports = serving(
+        [*command, "--region", "eu-west-1"], sigint=_STARTED_WITH_SIGINT[started], cwd=ROOT
     )
-    server = subprocess.Popen(
-        [sys.executable, "-c", launch],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = []
-        while not lines or not lines[-1].startswith("# Serving"):
-            line = server.stdout.readline()
-            assert line, f"server exited early: {lines}"
-            lines.append(line)
-        exports = dict(
-            line.strip().removeprefix("export ").split("=", 1)
-            for line in lines
-            if line.startswith("export ")
-        )
-        assert "unset AWS_PROFILE\n" in lines
-        assert exports["AWS_REGION"] == "eu-west-1"
-        remote = aws.session().client("sts", endpoint_url=exports["AWS_ENDPOINT_URL"])
-        assert remote.get_caller_identity()["Account"] == ACCOUNT
+    assert "unset AWS_PROFILE\n" in lines
+    assert exports["AWS_REGION"] == "eu-west-1"
+    remote = aws.session().client("sts", endpoint_url=exports["AWS_ENDPOINT_URL"])
+    assert remote.get_caller_identity()["Account"] == ACCOUNT
 
-        server.send_signal(stop)
-        try:
-            _, stderr = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.send_signal(signal.SIGABRT)
-            _, stderr = server.communicate(timeout=30)
-            pytest.fail(f"still serving 30 s after {stop.name}; its threads were at:\n{stderr}")
-        assert server.returncode == 0, stderr
-        # It stopped cleanly: its temporary config folder is gone.
-        assert not Path(exports["AWS_CONFIG_FILE"]).parent.exists()
-    finally:
-        server.kill()
-        server.stdout.close()
-        server.stderr.close()
+    server.send_signal(stop)
+    try:
+        _, stderr = server.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.send_signal(signal.SIGABRT)
+        _, stderr = server.communicate(timeout=30)
+        pytest.fail(f"still serving 30 s after {stop.name}; its threads were at:\n{stderr}")
+    assert server.returncode == 0, stderr
+    # It stopped cleanly: its temporary config folder is gone.
+    assert not Path(exports["AWS_CONFIG_FILE"]).parent.exists()
 
 
 @contextlib.contextmanager
