@@ -63,7 +63,7 @@ def _run(
     stdout = subprocess.DEVNULL if quiet else None
     done = subprocess.run(
         command, cwd=ROOT, input=stdin, stdout=stdout, text=True, check=False, env=env
-    )  # fmt: skip
+    )
     return done.returncode
 
 

@@ -326,7 +326,23 @@ def watch(
     if lab.embedded:
         raise ConfigError("watch() is for real AWS; on the embedded backend use replay()")
     clock = lab.clock
-    waits: dict[str, Any] = {"sleep": clock.sleep, "monotonic": _elapsed(clock)}
+    elapsed = _elapsed(clock)
+
+    def wait_until(
+        holds: Callable[[JobState], bool], what: str, timeout: float, every: float
+    ) -> JobState:
+        """Every wait of the day: on `clock`, with a progress line saying `what`."""
+        return wait_for_state(
+            lab.target,
+            lab.names,
+            holds,
+            timeout=timeout,
+            every=every,
+            progress=_progress(what, timeout),
+            sleep=clock.sleep,
+            monotonic=elapsed,
+        )
+
     _deploy.set_schedule_enabled(lab.target, lab.names, False)
     initial = lab.store.read(lab.names.job)
     steps: list[Step] = []
@@ -358,14 +374,11 @@ def watch(
         drilled.append((slot, before))
         arrived = clock.now()
         lab.runner.invoke_async(lab.driver.render(slot))
-        held = wait_for_state(
-            lab.target,
-            lab.names,
+        held = wait_until(
             lambda s: s.status is Status.RUNNING and s.version > before.version,
-            timeout=lease_timeout,
+            "waiting for the asynchronous run to take the lock",
+            lease_timeout,
             every=5,
-            progress=_progress("waiting for the asynchronous run to take the lock", lease_timeout),
-            **waits,
         )
         record = _await_failure_record(lab, slot, timeout=lease_timeout, clock=clock)
         error = (record.get("responsePayload") or {}).get("errorType")
@@ -379,14 +392,11 @@ def watch(
         start = lab.runner.now().replace(microsecond=0)
         by_hand(start - 3 * hour, "by hand", Drill.FAIL)
         crash_asynchronously(start - 2 * hour)
-        wait_for_state(
-            lab.target,
-            lab.names,
+        wait_until(
             lambda s: s.lease_expires_at is None or s.lease_expires_at < lab.runner.now(),
-            timeout=lease_timeout,
+            "waiting for the crashed run's lease to pass",
+            lease_timeout,
             every=5,
-            progress=_progress("waiting for the crashed run's lease to pass", lease_timeout),
-            **waits,
         )
         by_hand(start - hour, "by hand, after the lease", None)
         before = lab.store.read(lab.names.job)
@@ -394,15 +404,12 @@ def watch(
             lab.target, lab.names, minutes_ahead=minutes_ahead, clock=clock
         )
         print(f"one-off schedule at({when:%Y-%m-%dT%H:%M:%S}) UTC created; waiting for it")
-        state = wait_for_state(
-            lab.target,
-            lab.names,
+        state = wait_until(
             # Its run has written the item (whatever it decided) and let go of it.
             lambda s: s.status is Status.IDLE and s.version > before.version,
-            timeout=timeout,
+            "waiting for the real scheduler",
+            timeout,
             every=10,
-            progress=_progress("waiting for the real scheduler", timeout),
-            **waits,
         )
         steps.append(Step(when, None, "one-off at() schedule", None, "seen", None, None, state))
         by_hand(when, "again, by hand", None, delivery=2)  # the scheduler made the first
