@@ -31,6 +31,7 @@ package does not reorder its imports for it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 TARGET = 1.10
@@ -45,7 +47,8 @@ HANDLER_MODULE = "jobcontroller.handler"
 _TIMED = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
 
 
-def _environment() -> dict[str, str]:
+def environment() -> dict[str, str]:
+    """The timed interpreters' environment: nothing added to sys.path, no bytecode written."""
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONSTARTUP"}}
     # Never write a cache: each run must see the same files as the first.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -57,7 +60,7 @@ def _seconds(python: str, task_dir: Path, module: str) -> float:
     # installed copy of the package, as /var/task is first on Lambda's path.
     done = subprocess.run(
         [python, "-c", _TIMED.format(module)],
-        cwd=task_dir, env=_environment(), capture_output=True, text=True, check=True,
+        cwd=task_dir, env=environment(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     return float(done.stdout)
 
@@ -66,7 +69,7 @@ def _self_times(python: str, task_dir: Path) -> dict[str, int]:
     """Microseconds each of the zip's modules spends on its own (not in what it imports)."""
     done = subprocess.run(
         [python, "-X", "importtime", "-c", f"import {HANDLER_MODULE}"],
-        cwd=task_dir, env=_environment(), capture_output=True, text=True, check=True,
+        cwd=task_dir, env=environment(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     found: dict[str, int] = {}
     for line in done.stderr.splitlines():
@@ -80,7 +83,7 @@ def _check_origin(python: str, task_dir: Path) -> str:
     code = f"import sys, {HANDLER_MODULE} as h; print(sys.version.split()[0]); print(h.__file__)"
     done = subprocess.run(
         [python, "-c", code],
-        cwd=task_dir, env=_environment(), capture_output=True, text=True, check=True,
+        cwd=task_dir, env=environment(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     version, origin = done.stdout.split()
     if task_dir.resolve() not in Path(origin).resolve().parents:
@@ -116,7 +119,7 @@ def breakdown(python: str, task_dir: Path) -> dict[str, float]:
     """Seconds (under the profiler, so inflated alike) per category of the handler's import."""
     done = subprocess.run(
         [python, "-c", _PROFILE],
-        cwd=task_dir, env=_environment(), capture_output=True, text=True, check=True,
+        cwd=task_dir, env=environment(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     measured = json.loads(done.stdout)
     shares: dict[str, float] = {}
@@ -179,17 +182,25 @@ def _report(
     return ratio
 
 
+@contextlib.contextmanager
+def extracted_zip(prefix: str = "import-time-") -> Iterator[Path]:
+    """The deployment zip, built and extracted into a temporary folder (the function's
+    /var/task), removed afterwards."""
+    from jobcontroller.ops.packaging import build_zip
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        task_dir = Path(tmp) / "task"
+        with zipfile.ZipFile(build_zip(out_dir=Path(tmp) / "build")) as archive:
+            archive.extractall(task_dir)
+        yield task_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="fresh interpreters per import")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
     args = parser.parse_args(argv)
-    from jobcontroller.ops.packaging import build_zip
-
-    with tempfile.TemporaryDirectory(prefix="import-time-") as tmp:
-        task_dir = Path(tmp) / "task"
-        with zipfile.ZipFile(build_zip(out_dir=Path(tmp) / "build")) as archive:
-            archive.extractall(task_dir)
+    with extracted_zip() as task_dir:
         version = _check_origin(args.python, task_dir)
         print(f"Python {version}, median of {args.runs} fresh interpreters each")
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} before\n")

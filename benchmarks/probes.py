@@ -6,17 +6,16 @@ never asserted, and never shown in a notebook.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from benchmarks import import_time
 from benchmarks.contenders import Contender
 from benchmarks.day import Delivery, deliver_wave, make_env_factory, new_backend
 from jobcontroller.clock import ManualClock
@@ -97,15 +96,13 @@ def _import_seconds(statement: str, task_dir: Path) -> float:
     # Run in the extracted zip (`-c` puts it first on sys.path, as /var/task is on Lambda):
     # the handler's modules are compiled from their sources on every cold start, as on Lambda,
     # whatever bytecode a test run left in this checkout; nothing is written.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=task_dir,
         capture_output=True,
         text=True,
         check=True,
-        env=env,
+        env=import_time.environment(),
     )
     return float(out.stdout)
 
@@ -113,13 +110,8 @@ def _import_seconds(statement: str, task_dir: Path) -> float:
 def cold_imports(*, repeats: int = 15) -> dict[str, float]:
     """Median CPU seconds to import each of IMPORTS in a fresh interpreter started in the
     extracted deployment zip, interleaved so that the machine's noise falls on all alike."""
-    from jobcontroller.ops.packaging import build_zip
-
     times: dict[str, list[float]] = {name: [] for name in IMPORTS}
-    with tempfile.TemporaryDirectory() as tmp:
-        task_dir = Path(tmp) / "task"
-        with zipfile.ZipFile(build_zip(out_dir=tmp)) as archive:
-            archive.extractall(task_dir)
+    with import_time.extracted_zip(prefix="cold-imports-") as task_dir:
         for _ in range(repeats):
             for name, statement in IMPORTS.items():
                 times[name].append(_import_seconds(statement, task_dir))
